@@ -1,0 +1,78 @@
+"""Every error Ladder raises on purpose, in one hierarchy.
+
+    LadderError                 anything Ladder reports to a person (exit code 1 in the CLI)
+    ├── ConfigError             a runbook, environment or policy file is wrong (carries findings)
+    ├── SecretError             a secret reference could not be resolved (never carries the value)
+    ├── ConnectorError          an outside system failed or refused
+    │   ├── PostgresError       a cluster, pg_dump, psql or COPY step failed
+    │   └── LogSourceError      a log file is missing or unreadable
+    ├── SandboxError            the embedded sandbox is missing or broken
+    ├── SanitizeError           a value could not be sanitized
+    │   └── PolicyError         a policy does not cover the data (fail closed)
+    ├── ValidationGateError     sanitized data failed its great-expectations gate
+    ├── LeaseError              the lease ledger could not record or revert a change
+    └── CheckpointError         an approval checkpoint was refused or timed out
+
+Vendor exceptions are translated at the boundary with ``raise ... from exc`` so that a person sees
+what Ladder was doing, not a driver's stack.
+"""
+
+from __future__ import annotations
+
+
+class LadderError(Exception):
+    """Base of every error Ladder reports to a person."""
+
+    exit_code = 1
+
+
+class ConfigError(LadderError):
+    """A configuration file is invalid. ``findings`` holds one message per problem."""
+
+    def __init__(self, findings: list[str] | str):
+        self.findings = [findings] if isinstance(findings, str) else list(findings)
+        super().__init__("\n".join(self.findings))
+
+
+class SecretError(LadderError):
+    """A secret reference could not be resolved."""
+
+
+class ConnectorError(LadderError):
+    """An outside system failed or refused."""
+
+
+class PostgresError(ConnectorError):
+    """A PostgreSQL cluster, client program or COPY stream failed."""
+
+
+class LogSourceError(ConnectorError):
+    """A log source is missing or unreadable."""
+
+
+class SandboxError(LadderError):
+    """The embedded sandbox is missing or broken."""
+
+
+class SanitizeError(LadderError):
+    """A value could not be sanitized."""
+
+
+class PolicyError(SanitizeError):
+    """A sanitization policy does not cover the data it is applied to."""
+
+    def __init__(self, findings: list[str] | str):
+        self.findings = [findings] if isinstance(findings, str) else list(findings)
+        super().__init__("\n".join(self.findings))
+
+
+class ValidationGateError(LadderError):
+    """Sanitized data failed its validation gate; nothing was committed."""
+
+
+class LeaseError(LadderError):
+    """The lease ledger could not record or revert a change."""
+
+
+class CheckpointError(LadderError):
+    """An approval checkpoint was refused, invalid or timed out."""

@@ -1,0 +1,45 @@
+"""Fixtures shared by every test: real services on loopback, in temporary directories."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ladder.pg import Cluster
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """One real PostgreSQL cluster for the whole test session, on a free loopback port."""
+    directory = Path(tempfile.mkdtemp(prefix="ladder-test-pg-"))
+    cluster = Cluster(directory)
+    cluster.init()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_db(pg_cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh empty database for one test; yields its DSN and drops it afterwards."""
+    from ladder.pg import create_database, drop_database
+
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:50]
+    dsn = pg_cluster.dsn()
+    drop_database(dsn, name)
+    create_database(dsn, name)
+    try:
+        yield pg_cluster.dsn(name)
+    finally:
+        drop_database(dsn, name)

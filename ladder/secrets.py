@@ -11,7 +11,7 @@ import re
 from typing import Annotated
 
 from psycopg.conninfo import conninfo_to_dict
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from ladder.errors import SecretError
 
@@ -38,10 +38,24 @@ class BlockRef(BaseModel):
         return f"Prefect Secret block '{self.secret}'"
 
 
-SecretRef = EnvRef | BlockRef
+def _ref_tag(value: object) -> str | None:
+    data = value if isinstance(value, dict) else getattr(value, "__dict__", {})
+    if "env" in data:
+        return "env-ref"
+    if "secret" in data:
+        return "secret-ref"
+    return None
 
 
-def resolve(ref: SecretRef) -> str:
+_REF_HELP = "must be a secret reference, {env: NAME} or {secret: NAME}: secrets never live in YAML"
+
+SecretRef = Annotated[
+    Annotated[EnvRef, Tag("env-ref")] | Annotated[BlockRef, Tag("secret-ref")],
+    Discriminator(_ref_tag, custom_error_type="secret_ref", custom_error_message=_REF_HELP),
+]
+
+
+def resolve(ref: EnvRef | BlockRef) -> str:
     """The value behind ``ref``; :class:`SecretError` names the reference when it is unset."""
     if isinstance(ref, EnvRef):
         value = os.environ.get(ref.env)
@@ -59,7 +73,7 @@ def resolve(ref: SecretRef) -> str:
     return value
 
 
-def is_set(ref: SecretRef) -> bool:
+def is_set(ref: EnvRef | BlockRef) -> bool:
     """True when ``ref`` resolves (a cheap check for ``runbook check``)."""
     try:
         resolve(ref)
@@ -81,9 +95,23 @@ def _no_password(dsn: str) -> str:
     return dsn
 
 
+def _dsn_tag(value: object) -> str | None:
+    return "plain-dsn" if isinstance(value, str) else _ref_tag(value)
+
+
 PlainDsn = Annotated[str, AfterValidator(_no_password)]
-Dsn = PlainDsn | SecretRef
+Dsn = Annotated[
+    Annotated[PlainDsn, Tag("plain-dsn")]
+    | Annotated[EnvRef, Tag("env-ref")]
+    | Annotated[BlockRef, Tag("secret-ref")],
+    Discriminator(
+        _dsn_tag,
+        custom_error_type="dsn",
+        custom_error_message="must be a connection string without a password, "
+        "or a secret reference {env: NAME} / {secret: NAME}",
+    ),
+]
 
 
-def resolve_dsn(dsn: Dsn) -> str:
+def resolve_dsn(dsn: str | EnvRef | BlockRef) -> str:
     return dsn if isinstance(dsn, str) else resolve(dsn)

@@ -90,16 +90,21 @@ def _message(err: dict[str, Any]) -> str:
     return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
+# Union members' tags that pydantic puts into an error's location; they are not YAML keys.
+UNION_TAGS = {"env-ref", "secret-ref", "plain-dsn"}
+
+
+def _is_union_tag(part: str | int) -> bool:
+    return isinstance(part, str) and (
+        part in UNION_TAGS or "[" in part or part.startswith("function-")
+    )
+
+
 def validation_findings(doc: YamlDocument, exc: ValidationError, prefix: Loc = ()) -> list[str]:
     """One ``file:line: dotted.path: message`` per pydantic error."""
     findings = []
     for err in exc.errors():
-        # pydantic puts the union member's tag in loc (e.g. 'function-after[...]'); drop those
-        loc = tuple(
-            p
-            for p in err["loc"]
-            if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))
-        )
+        loc = tuple(p for p in err["loc"] if not _is_union_tag(p))
         full = (*prefix, *loc)
         dotted = ".".join(str(p) for p in full) or "(top)"
         findings.append(f"{doc.where(full)}: {dotted}: {_message(err)}")

@@ -43,3 +43,21 @@ def pg_db(pg_cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
         yield pg_cluster.dsn(name)
     finally:
         drop_database(dsn, name)
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[str]:
+    """One real Prefect server (SQLite) for the whole test session; yields its API URL.
+
+    Flow heartbeats are switched off: they add ~1 s to every flow run and test nothing here.
+    """
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        temporary_settings,
+    )
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield str(PREFECT_API_URL.value())

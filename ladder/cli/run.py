@@ -1,0 +1,128 @@
+"""``ladder demo``, ``ladder escalate`` and ``ladder serve``: running the flows."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from ladder import entrypoints, progress
+from ladder.errors import LadderError
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+_STYLE = {
+    "done": "green",
+    "skipped": "yellow",
+    "not_built": "dim",
+    "unavailable": "magenta",
+    "failed": "red",
+}
+
+
+def _quiet_prefect() -> None:
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _print_progress(event: str, fields: dict[str, Any]) -> None:
+    if event == "rung":
+        r = fields["rung"]
+        style = _STYLE.get(r.status, "white")
+        text = r.summary or r.reason or ""
+        out.print(f"  {r.number}. {r.name:<17} [{style}]{r.status:<11}[/{style}] {text}")
+    elif event == "checkpoint":
+        out.print(f"  … checkpoint before {fields['rung']}")
+
+
+def _run_escalate(**parameters: Any) -> dict[str, Any]:
+    flow = entrypoints.load_flow(entrypoints.ESCALATE)
+    return flow(**parameters)
+
+
+def demo(
+    users: Annotated[int, typer.Option(help="users to seed in a new sandbox")] = 5000,
+    sandbox_dir: Annotated[Path | None, typer.Option("--dir", help="sandbox directory")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Run the whole ladder on the embedded sandbox, approvals given automatically."""
+    _quiet_prefect()
+    from ladder import sandbox
+    from ladder.leases import LeaseLedger
+
+    if sandbox_dir is not None:
+        os.environ["LADDER_SANDBOX_DIR"] = str(sandbox_dir)
+    say = err.print if as_json else out.print
+    say("[bold]Ladder demo[/bold] — the checkout incident on the embedded sandbox")
+    info = sandbox.up(sandbox_dir, users=users, progress=lambda m: say(f"  {m}"))
+    say(f"  incident [bold]{info.incident.id}[/bold]: {info.incident.title}")
+    unsubscribe = None if as_json else progress.subscribe(_print_progress)
+    try:
+        result = _run_escalate(
+            runbook=str(entrypoints.runbook_path("demo.yaml")), approve_all=True
+        )
+    finally:
+        if unsubscribe:
+            unsubscribe()
+    report = result["report"]
+    left = [
+        lease
+        for lease in LeaseLedger().list(owner=report["flow_run_id"])
+        if lease.state in ("pending", "active", "revert_failed")
+    ]
+    if as_json:
+        typer.echo(json.dumps({**report, "report_path": result["report_path"]}, indent=2))
+    else:
+        out.print(f"  report: {result['report_path']}")
+        taken = len(report["leases"])
+        out.print(
+            f"  leases: {taken} taken, {taken - len(left)} reverted, "
+            + ("[green]none left[/green]" if not left else f"[red]{len(left)} LEFT[/red]")
+        )
+    if left:
+        raise typer.Exit(1)
+
+
+def escalate(
+    runbook: Annotated[Path, typer.Argument(help="runbook YAML file")],
+    incident: Annotated[
+        Path | None, typer.Option(help="incident as a JSON or YAML file (optional on the sandbox)")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="highest rung to climb")] = None,
+    approve_all: Annotated[
+        bool, typer.Option(help="approve every checkpoint (sandbox and tests only)")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Climb a runbook's rungs for one incident, in this process.
+
+    Checkpoints pause the run until someone answers in the Prefect UI (see `ladder serve`).
+    """
+    _quiet_prefect()
+    import yaml
+
+    from ladder.incident import Incident
+
+    parameters: dict[str, Any] = {"runbook": str(runbook), "until": until, "approve_all": approve_all}
+    if incident is not None:
+        try:
+            data = yaml.safe_load(incident.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise LadderError(f"{incident}: cannot read the incident: {exc}") from exc
+        parameters["incident"] = Incident.model_validate(data)
+    unsubscribe = None if as_json else progress.subscribe(_print_progress)
+    try:
+        result = _run_escalate(**parameters)
+    finally:
+        if unsubscribe:
+            unsubscribe()
+    if as_json:
+        typer.echo(json.dumps(result["report"], indent=2))
+    else:
+        out.print(f"report: {result['report_path']}")

@@ -1,0 +1,37 @@
+"""``ladder runbook check``: validate a runbook and everything it references."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ladder.config import check_runbook
+
+app = typer.Typer(help="Validate runbooks.", no_args_is_help=True)
+err = Console(stderr=True)
+
+
+@app.command("check")
+def check(
+    file: Annotated[Path, typer.Argument(help="runbook YAML file")],
+    strict: Annotated[bool, typer.Option(help="treat warnings as errors")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print findings as JSON")] = False,
+) -> None:
+    """Check a runbook, its environment and its policy; one line per problem, with file:line."""
+    errors, warnings = check_runbook(file)
+    failed = bool(errors) or (strict and bool(warnings))
+    if as_json:
+        typer.echo(json.dumps({"ok": not failed, "errors": errors, "warnings": warnings}, indent=2))
+    else:
+        for line in errors:
+            err.print(f"[red]error[/red] {line}", highlight=False, soft_wrap=True)
+        for line in warnings:
+            err.print(f"[yellow]warning[/yellow] {line}", highlight=False, soft_wrap=True)
+        if not failed:
+            note = f" ({len(warnings)} warnings)" if warnings else ""
+            typer.echo(f"{file}: ok{note}")
+    raise typer.Exit(1 if failed else 0)

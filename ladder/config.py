@@ -1,0 +1,329 @@
+"""Runbooks and environments: pydantic models loaded from YAML with ``file:line`` errors.
+
+A **runbook** names its environment, the rungs it may climb with their settings, and the alert
+rules that route incidents to it. An **environment** describes hosts and services. Secrets are
+references (``{env: NAME}`` / ``{secret: NAME}``), never values. Policies live in
+:mod:`ladder.sanitize.policy`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from ladder.connectors.logfiles import LogSource
+from ladder.errors import ConfigError
+from ladder.incident import Incident, Source
+from ladder.rungs import (
+    LADDER,
+    RUNG_NAMES,
+    EvidenceSettings,
+    LocalReplicaSettings,
+    ProductionFlagsSettings,
+    ReplicaAppSettings,
+    RungName,
+    RungSettings,
+    StagingTraceSettings,
+    TunnelSettings,
+)
+from ladder.secrets import BlockRef, Dsn, EnvRef, SecretRef, is_set
+from ladder.yamlfile import YamlDocument, load_yaml, parse_model
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- environment -------------------------------------------------------------------------------
+
+
+class DatabaseConfig(_Strict):
+    dsn: Dsn = Field(description="connection string without a password, or a secret reference")
+
+
+class SSHConfig(_Strict):
+    host: str
+    user: str
+    port: int = Field(22, ge=1, le=65535)
+    bastion: str | None = Field(None, description="jump host, user@host[:port]")
+    key: SecretRef | None = Field(None, description="private key, as a secret reference")
+    known_hosts: str = Field(description="known_hosts file pinning the host keys")
+
+
+class SentryConfig(_Strict):
+    url: str = "https://sentry.io"
+    organization: str
+    project: str
+    token: SecretRef
+
+
+class DatadogConfig(_Strict):
+    site: str = "datadoghq.com"
+    service: str | None = None
+    api_key: SecretRef
+    app_key: SecretRef
+
+
+class FlipperConfig(_Strict):
+    database: DatabaseConfig
+
+
+class KubernetesConfig(_Strict):
+    api_url: str
+    namespace: str
+    deployment: str
+    token: SecretRef
+    gateway: str | None = Field(None, description="Gateway API HTTPRoute to add header matches to")
+
+
+class LoadBalancerConfig(_Strict):
+    kind: Literal["nginx", "haproxy", "gateway-api"]
+    config_path: str | None = None
+    admin_socket: str | None = None
+
+
+class StagingConfig(_Strict):
+    database: DatabaseConfig
+    app_url: str | None = None
+    ssh: SSHConfig | None = None
+
+
+class Environment(_Strict):
+    """Where production and staging live, and how Ladder may reach them."""
+
+    name: str
+    sandbox: bool = Field(False, description="the embedded sandbox fills in databases and logs")
+    production_db: DatabaseConfig | None = Field(None, description="a READ-ONLY replica")
+    logs: list[LogSource] = Field(default_factory=list)
+    ssh: SSHConfig | None = None
+    sentry: SentryConfig | None = None
+    datadog: DatadogConfig | None = None
+    flipper: FlipperConfig | None = None
+    kubernetes: KubernetesConfig | None = None
+    load_balancer: LoadBalancerConfig | None = None
+    staging: StagingConfig | None = None
+
+    @field_validator("logs")
+    @classmethod
+    def _relative_to_file(cls, logs: list[LogSource], info: ValidationInfo) -> list[LogSource]:
+        base = Path((info.context or {}).get("path", ".")).parent
+        return [
+            s if s.path.is_absolute() else s.model_copy(update={"path": base / s.path})
+            for s in logs
+        ]
+
+
+# --- runbook ----------------------------------------------------------------------------------
+
+
+class RungsConfig(_Strict):
+    """The rungs a runbook may climb; a rung that is absent is never climbed."""
+
+    evidence: EvidenceSettings | None = None
+    local_replica: LocalReplicaSettings | None = None
+    tunnel: TunnelSettings | None = None
+    staging_trace: StagingTraceSettings | None = None
+    production_flags: ProductionFlagsSettings | None = None
+    replica_app: ReplicaAppSettings | None = None
+
+    def named(self) -> list[str]:
+        return [name for name in RUNG_NAMES if getattr(self, name) is not None]
+
+    def settings(self, name: str) -> RungSettings | None:
+        return getattr(self, name)
+
+
+class MatchRule(_Strict):
+    """Routes an incident to this runbook when every given field matches."""
+
+    source: Source | None = None
+    title: str | None = Field(None, description="glob on the incident title, e.g. '*Checkout*'")
+    service: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    def matches(self, incident: Incident) -> bool:
+        from fnmatch import fnmatchcase
+
+        return (
+            (self.source is None or self.source == incident.source)
+            and (self.title is None or fnmatchcase(incident.title, self.title))
+            and (self.service is None or self.service == incident.service)
+            and all(incident.labels.get(k) == v for k, v in self.labels.items())
+        )
+
+
+class Runbook(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9\-]{0,62}$")
+    description: str = ""
+    environment: str = Field(description="environment file, relative to the runbook")
+    until: RungName | None = Field(
+        None, description="highest rung to climb (default: the last named)"
+    )
+    checkpoint_timeout_minutes: float = Field(60, gt=0, le=24 * 60)
+    match: list[MatchRule] = Field(default_factory=list)
+    rungs: RungsConfig
+
+    def highest(self) -> str | None:
+        named = self.rungs.named()
+        return self.until or (named[-1] if named else None)
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedRunbook:
+    """A runbook with its environment and the files they came from."""
+
+    runbook: Runbook
+    environment: Environment
+    path: Path
+    environment_path: Path
+    warnings: list[str] = field(default_factory=list)
+
+    def resolve(self, relative: str) -> Path:
+        """A path written in the runbook, relative to the runbook's directory."""
+        p = Path(relative)
+        return p if p.is_absolute() else self.path.parent / p
+
+
+def _explain_unknown_rung(exc: ConfigError) -> ConfigError:
+    hint = f": unknown rung; the rungs are: {', '.join(RUNG_NAMES)}"
+    return ConfigError(
+        [
+            re.sub(r"(: rungs\.[^.: ]+): unknown key$", lambda m: m.group(1) + hint, f)
+            for f in exc.findings
+        ]
+    )
+
+
+def load_environment(path: str | Path) -> Environment:
+    doc = load_yaml(path)
+    return parse_model(doc, Environment)
+
+
+def load_runbook(path: str | Path) -> LoadedRunbook:
+    """Load a runbook and its environment; every problem in either is one line of ConfigError."""
+    doc = load_yaml(path)
+    try:
+        runbook = parse_model(doc, Runbook)
+    except ConfigError as exc:
+        raise _explain_unknown_rung(exc) from exc
+    env_path = Path(runbook.environment)
+    if not env_path.is_absolute():
+        env_path = doc.path.parent / env_path
+    try:
+        environment = load_environment(env_path)
+    except ConfigError as exc:
+        line = doc.where(("environment",))
+        raise ConfigError([f"{line}: environment: {f}" for f in exc.findings]) from exc
+    loaded = LoadedRunbook(runbook, environment, doc.path, env_path)
+    findings = _semantic_findings(doc, loaded)
+    errors = [f for sev, f in findings if sev == "error"]
+    if errors:
+        raise ConfigError(errors)
+    loaded.warnings = [f for sev, f in findings if sev == "warning"]
+    return loaded
+
+
+def _semantic_findings(doc: YamlDocument, loaded: LoadedRunbook) -> list[tuple[str, str]]:
+    """Problems a schema cannot see: unbuilt rungs, `until` below the named rungs, missing parts."""
+    rb, env = loaded.runbook, loaded.environment
+    out: list[tuple[str, str]] = []
+    named = rb.rungs.named()
+    if not named:
+        out.append(("error", f"{doc.where(('rungs',))}: rungs: the runbook names no rung"))
+    for r in LADDER:
+        if r.name in named and not r.built:
+            out.append(
+                (
+                    "warning",
+                    f"{doc.where(('rungs', r.name))}: rungs.{r.name}: this rung is not built yet in "
+                    "this version of Ladder; runs will report it as not_built",
+                )
+            )
+    if rb.until and rb.until not in named:
+        out.append(
+            (
+                "error",
+                f"{doc.where(('until',))}: until: {rb.until!r} is not among the runbook's rungs ({', '.join(named)})",
+            )
+        )
+    needs: dict[str, tuple[str, Any]] = {
+        "evidence": ("logs, sentry or datadog", env.logs or env.sentry or env.datadog),
+        "local_replica": ("production_db", env.production_db),
+        "tunnel": ("ssh and production_db", env.ssh and env.production_db),
+        "staging_trace": ("staging", env.staging),
+        "production_flags": ("flipper", env.flipper),
+        "replica_app": ("kubernetes or load_balancer", env.kubernetes or env.load_balancer),
+    }
+    for name in named:
+        what, present = needs[name]
+        if not present and not env.sandbox:
+            out.append(
+                (
+                    "error",
+                    f"{doc.where(('rungs', name))}: rungs.{name}: the environment {env.name!r} has no {what}",
+                )
+            )
+    lr = rb.rungs.local_replica
+    if lr is not None and lr.policy is None and not env.sandbox:
+        out.append(
+            (
+                "error",
+                f"{doc.where(('rungs', 'local_replica'))}: rungs.local_replica: a policy file is required",
+            )
+        )
+    for ref, where in _secret_refs(env):
+        if not is_set(ref):
+            out.append(
+                ("warning", f"{loaded.environment_path}: {where}: {ref.describe()} is not set here")
+            )
+    return out
+
+
+def _secret_refs(model: BaseModel, prefix: str = "") -> list[tuple[EnvRef | BlockRef, str]]:
+    found: list[tuple[EnvRef | BlockRef, str]] = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        where = f"{prefix}{name}"
+        if isinstance(value, EnvRef):
+            found.append((value, where))
+        elif isinstance(value, BaseModel) and not isinstance(value, BlockRef):
+            found.extend(_secret_refs(value, where + "."))
+    return found
+
+
+def check_runbook(path: str | Path) -> tuple[list[str], list[str]]:
+    """Validate a runbook and everything it references: ``(errors, warnings)``."""
+    try:
+        loaded = load_runbook(path)
+    except ConfigError as exc:
+        return exc.findings, []
+    errors: list[str] = []
+    lr = loaded.runbook.rungs.local_replica
+    if lr is not None and lr.policy is not None:
+        from ladder.sanitize.policy import load_policy
+
+        try:
+            load_policy(loaded.resolve(lr.policy))
+        except ConfigError as exc:
+            errors.extend(exc.findings)
+    return errors, loaded.warnings
+
+
+def with_sandbox(
+    env: Environment, production_dsn: str, staging_dsn: str, log_files: list[Path]
+) -> Environment:
+    """The sandbox environment with its databases and log files filled in."""
+    return env.model_copy(
+        update={
+            "production_db": env.production_db or DatabaseConfig(dsn=production_dsn),
+            "staging": env.staging or StagingConfig(database=DatabaseConfig(dsn=staging_dsn)),
+            "logs": env.logs or [LogSource(path=p) for p in log_files],
+        }
+    )

@@ -1,0 +1,537 @@
+"""The lease ledger: every change to a shared environment, recorded before it is made.
+
+A lease says *what* was changed (``kind``, ``target``), *who* changed it (``owner``: a flow run id
+or ``cli:USER``), *how to undo it* (``undo``: a JSON payload for the kind's undo function) and
+*when it expires*. Its ``state`` moves ``pending`` (recorded, change not yet confirmed applied) →
+``active`` → ``reverted``; a failing undo leaves ``revert_failed`` with the error text, and can be
+retried. The flow that took a lease reverts it when it ends, fails or is cancelled; the ``janitor``
+flow reverts whatever has expired, so a killed worker leaves nothing behind past the TTL.
+
+Intended use, in a rung::
+
+    with leased(ledger, "postgres_database", f"{db} on replica", owner=run_id,
+                ttl=timedelta(hours=2), undo={"server": {"env": "DEBUG_DSN"}, "dbname": db}):
+        create_database(dsn, db)          # the body applies the change, and nothing else
+    ...                                   # the lease is active; the flow reverts it at its end
+
+Undo functions are registered per kind with :func:`register_undo`; they take the payload, return
+an outcome string and must be idempotent (undoing what is already undone is a success). Secrets
+never land in the ledger: a payload holding a password (in a DSN, a URL or a ``password`` key) is
+refused; name a secret reference (``{"env": NAME}`` / ``{"secret": NAME}``) instead.
+
+The ledger is a SQLite file (``.ladder/leases.db``; ``LADDER_HOME`` moves the directory) or any
+SQLAlchemy URL in ``LADDER_LEDGER_URL``, e.g. ``postgresql+psycopg://ladder@db/ladder``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from psycopg.conninfo import conninfo_to_dict
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ladder.errors import LeaseError
+from ladder.secrets import Dsn, resolve_dsn
+
+TABLE_NAME = "ladder_leases"
+
+#: Modules that register undo kinds outside this one. The janitor imports them on demand, so a
+#: process that never imported a connector can still revert its leases. ``LADDER_UNDO_MODULES``
+#: (comma-separated) adds more.
+UNDO_MODULES: tuple[str, ...] = ()
+
+
+class LeaseState(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    REVERTED = "reverted"
+    REVERT_FAILED = "revert_failed"
+
+
+OPEN_STATES = (LeaseState.PENDING, LeaseState.ACTIVE, LeaseState.REVERT_FAILED)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """One recorded change to a shared environment."""
+
+    id: str
+    kind: str
+    target: str
+    description: str
+    owner: str
+    created_at: datetime
+    expires_at: datetime
+    state: LeaseState
+    undo: dict[str, Any]
+    outcome: str | None
+    reverted_at: datetime | None
+    attempts: int
+
+    @property
+    def is_open(self) -> bool:
+        """True while the change may still be in place (pending, active or revert_failed)."""
+        return self.state in OPEN_STATES
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at <= (now or datetime.now(UTC))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (times as ISO 8601 in UTC)."""
+        data = asdict(self)
+        data["state"] = self.state.value
+        for key in ("created_at", "expires_at", "reverted_at"):
+            value = data[key]
+            data[key] = value.isoformat() if value is not None else None
+        return data
+
+
+# --- undo registry ---------------------------------------------------------------------------
+
+UndoFn = Callable[[dict[str, Any]], str]
+
+
+@dataclass(frozen=True)
+class _UndoKind:
+    fn: UndoFn
+    payload_model: type[BaseModel] | None
+
+
+_UNDO: dict[str, _UndoKind] = {}
+
+
+def register_undo(
+    kind: str, *, payload: type[BaseModel] | None = None
+) -> Callable[[UndoFn], UndoFn]:
+    """Register the undo function of ``kind``. ``payload`` (a pydantic model) checks the JSON
+    payload when a lease is taken, so a lease that could never be reverted is never recorded.
+
+    The function gets the payload dict and returns an outcome string; it must be idempotent.
+    """
+
+    def decorate(fn: UndoFn) -> UndoFn:
+        known = _UNDO.get(kind)
+        if known is not None and _qualname(known.fn) != _qualname(fn):
+            raise LeaseError(f"lease kind '{kind}' is already registered by {_qualname(known.fn)}")
+        _UNDO[kind] = _UndoKind(fn, payload)
+        return fn
+
+    return decorate
+
+
+def undo_kinds() -> list[str]:
+    """The lease kinds this process can revert."""
+    return sorted(_UNDO)
+
+
+def _qualname(fn: Callable[..., Any]) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
+
+
+def _undo_kind(kind: str) -> _UndoKind:
+    if kind not in _UNDO:
+        extra = [m.strip() for m in os.environ.get("LADDER_UNDO_MODULES", "").split(",")]
+        for module in [*UNDO_MODULES, *filter(None, extra)]:
+            importlib.import_module(module)
+    if kind not in _UNDO:
+        raise LeaseError(
+            f"unknown lease kind '{kind}' (known: {', '.join(undo_kinds()) or 'none'}); "
+            "register it with @register_undo and list its module in ladder.leases.UNDO_MODULES"
+        )
+    return _UNDO[kind]
+
+
+# --- secrets never land in the ledger ------------------------------------------------------
+
+_URL_PASSWORD = re.compile(r"://[^/@\s:]*:[^/@\s]+@")
+_CONNINFO_KEY = re.compile(r"(?:^|\s)(host|hostaddr|port|dbname|user|password|service)\s*=")
+_PG_URI = re.compile(r"^postgres(?:ql)?://", re.IGNORECASE)
+_SECRET_KEYS = {"password", "passwd", "pgpassword", "private_key", "api_key", "secret_key"}
+
+
+def _holds_password(text: str) -> bool:
+    if _URL_PASSWORD.search(text):
+        return True
+    if _PG_URI.match(text) or _CONNINFO_KEY.search(text):
+        try:
+            return "password" in conninfo_to_dict(text)
+        except Exception:  # not a parseable DSN after all: fall back to the keyword
+            return re.search(r"\bpassword\s*=", text, re.IGNORECASE) is not None
+    return False
+
+
+def _find_secret(value: Any, path: str) -> str | None:
+    """The path of the first password in ``value``, or None."""
+    if isinstance(value, str):
+        return path if _holds_password(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if str(key).lower() in _SECRET_KEYS and item not in (None, ""):
+                return sub
+            found = _find_secret(item, sub)
+            if found:
+                return found
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = _find_secret(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def check_no_secrets(kind: str, target: str, description: str, undo: dict[str, Any]) -> None:
+    """Refuse (LeaseError) a lease whose text or undo payload holds a password."""
+    for name, value in (("target", target), ("description", description)):
+        if _find_secret(value, name):
+            raise LeaseError(
+                f"lease {kind}: {name} holds a password; secrets never go in the ledger"
+            )
+    where = _find_secret(undo, "")
+    if where:
+        raise LeaseError(
+            f"lease {kind}: undo payload at '{where}' holds a password; secrets never go in the "
+            'ledger: name a secret reference ({"env": NAME} or {"secret": NAME}) instead'
+        )
+
+
+# --- storage -------------------------------------------------------------------------------
+
+
+class _UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_metadata = sa.MetaData()
+leases_table = sa.Table(
+    TABLE_NAME,
+    _metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(100), nullable=False),
+    sa.Column("target", sa.String(500), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("owner", sa.String(200), nullable=False, index=True),
+    sa.Column("created_at", _UtcDateTime, nullable=False),
+    sa.Column("expires_at", _UtcDateTime, nullable=False, index=True),
+    sa.Column("state", sa.String(20), nullable=False, index=True),
+    sa.Column("undo", sa.JSON, nullable=False),
+    sa.Column("outcome", sa.Text, nullable=True),
+    sa.Column("reverted_at", _UtcDateTime, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+)
+
+
+def default_url() -> str:
+    """``LADDER_LEDGER_URL``, else a SQLite file in ``$LADDER_HOME`` (default ``./.ladder``)."""
+    url = os.environ.get("LADDER_LEDGER_URL")
+    if url:
+        return url
+    home = Path(os.environ.get("LADDER_HOME") or ".ladder").absolute()
+    return f"sqlite:///{home / 'leases.db'}"
+
+
+def _make_engine(url: str) -> sa.Engine:
+    # psycopg 3 is the driver Ladder ships; a bare postgresql:// would ask for psycopg2.
+    url = re.sub(r"^postgres(?:ql)?://", "postgresql+psycopg://", url)
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise LeaseError(f"not a ledger URL: {exc}") from None
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(parsed)
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (see below)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA busy_timeout = 30000")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        # Take the write lock up front: a deferred BEGIN that later upgrades can fail with
+        # "database is locked" without waiting for the busy timeout.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _problems(exc: ValidationError) -> str:
+    """Pydantic's errors without the input values (which could hold a secret)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}"
+        for err in exc.errors(include_input=False, include_url=False)
+    )
+
+
+def _describe_failure(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return f"bad undo payload: {_problems(exc)}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _row_to_lease(row: sa.Row[Any]) -> Lease:
+    m = row._mapping
+    return Lease(
+        id=m["id"],
+        kind=m["kind"],
+        target=m["target"],
+        description=m["description"],
+        owner=m["owner"],
+        created_at=m["created_at"],
+        expires_at=m["expires_at"],
+        state=LeaseState(m["state"]),
+        undo=dict(m["undo"]),
+        outcome=m["outcome"],
+        reverted_at=m["reverted_at"],
+        attempts=m["attempts"],
+    )
+
+
+class LeaseLedger:
+    """The ledger of leases in one database (see the module docstring for the URL).
+
+    Opening it creates the table if it is missing. Each call is its own short transaction, so a
+    flow and the janitor can share the ledger; ``close()`` releases the connections.
+    """
+
+    def __init__(self, url: str | None = None) -> None:
+        self.engine = _make_engine(url or default_url())
+        self.url = self.engine.url.render_as_string(hide_password=True)
+        with self._errors("open"):
+            _metadata.create_all(self.engine, checkfirst=True)
+
+    def __repr__(self) -> str:
+        return f"LeaseLedger({self.url!r})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except sa.exc.SQLAlchemyError as exc:
+            reason = getattr(exc, "orig", None) or exc
+            raise LeaseError(f"lease ledger {self.url}: cannot {doing}: {reason}") from None
+
+    def take(
+        self,
+        kind: str,
+        target: str,
+        *,
+        owner: str,
+        ttl: timedelta,
+        undo: dict[str, Any],
+        description: str = "",
+    ) -> Lease:
+        """Record a change about to be made (state ``pending``), committed before returning."""
+        spec = _undo_kind(kind)
+        if ttl <= timedelta(0):
+            raise LeaseError(f"lease {kind} on {target}: ttl must be positive, got {ttl}")
+        if not owner:
+            raise LeaseError(f"lease {kind} on {target}: owner is required")
+        check_no_secrets(kind, target, description, undo)
+        if spec.payload_model is not None:
+            try:
+                spec.payload_model.model_validate(undo)
+            except ValidationError as exc:
+                raise LeaseError(
+                    f"lease {kind} on {target}: bad undo payload: {_problems(exc)}"
+                ) from None
+        now = datetime.now(UTC)
+        values = {
+            "id": uuid.uuid4().hex[:12],
+            "kind": kind,
+            "target": target,
+            "description": description,
+            "owner": owner,
+            "created_at": now,
+            "expires_at": now + ttl,
+            "state": LeaseState.PENDING.value,
+            "undo": undo,
+            "outcome": None,
+            "reverted_at": None,
+            "attempts": 0,
+        }
+        with self._errors(f"record lease {kind} on {target}"), self.engine.begin() as conn:
+            conn.execute(leases_table.insert().values(**values))
+        return self.get(values["id"])
+
+    def activate(self, lease_id: str) -> Lease:
+        """Mark a pending lease active: its change is applied. Active stays active."""
+        lease = self.get(lease_id)
+        if lease.state in (LeaseState.REVERTED, LeaseState.REVERT_FAILED):
+            raise LeaseError(
+                f"lease {lease_id} ({lease.kind} on {lease.target}) was already {lease.state.value}"
+                " before its change was confirmed: revert it again with "
+                f"`ladder leases revert {lease_id}`"
+            )
+        self._update(lease_id, {"state": LeaseState.ACTIVE.value}, only_states=OPEN_STATES)
+        return self.get(lease_id)
+
+    def revert(self, lease_id: str) -> Lease:
+        """Run the undo of a lease. Reverting a reverted lease returns it unchanged; a failing
+        undo records ``revert_failed`` with the error (retry by calling this again)."""
+        lease = self.get(lease_id)
+        if lease.state is LeaseState.REVERTED:
+            return lease
+        try:
+            spec = _undo_kind(lease.kind)
+            if spec.payload_model is not None:
+                spec.payload_model.model_validate(lease.undo)
+            outcome, state = spec.fn(dict(lease.undo)), LeaseState.REVERTED
+        except Exception as exc:  # any connector's undo: recorded, shown, retried by the janitor
+            outcome, state = _describe_failure(exc), LeaseState.REVERT_FAILED
+        values: dict[str, Any] = {
+            "state": state.value,
+            "outcome": outcome,
+            "attempts": leases_table.c.attempts + 1,
+        }
+        if state is LeaseState.REVERTED:
+            values["reverted_at"] = datetime.now(UTC)
+        # Another process may have reverted it meanwhile: the first recorded revert wins.
+        self._update(lease_id, values, only_states=OPEN_STATES)
+        return self.get(lease_id)
+
+    def revert_owner(self, owner: str) -> builtins.list[Lease]:
+        """Revert every open lease of ``owner`` (newest first); returns them as they ended."""
+        return [self.revert(lease.id) for lease in self._open(owner=owner)]
+
+    def revert_expired(self, now: datetime | None = None) -> builtins.list[Lease]:
+        """Revert every open lease that expired at ``now`` (default: now), newest first."""
+        return [self.revert(lease.id) for lease in self._open(expired_at=now or datetime.now(UTC))]
+
+    def get(self, lease_id: str) -> Lease:
+        """The lease with ``lease_id``; LeaseError when there is none."""
+        with self._errors(f"read lease {lease_id}"), self.engine.connect() as conn:
+            row = conn.execute(sa.select(leases_table).where(leases_table.c.id == lease_id)).first()
+        if row is None:
+            raise LeaseError(f"no lease with id '{lease_id}' in {self.url}")
+        return _row_to_lease(row)
+
+    def _open(
+        self, *, owner: str | None = None, expired_at: datetime | None = None
+    ) -> builtins.list[Lease]:
+        query = sa.select(leases_table).where(
+            leases_table.c.state.in_([s.value for s in OPEN_STATES])
+        )
+        if owner is not None:
+            query = query.where(leases_table.c.owner == owner)
+        if expired_at is not None:
+            query = query.where(leases_table.c.expires_at <= expired_at)
+        query = query.order_by(leases_table.c.created_at.desc(), leases_table.c.id)
+        with self._errors("list leases"), self.engine.connect() as conn:
+            return [_row_to_lease(r) for r in conn.execute(query)]
+
+    def _update(
+        self, lease_id: str, values: dict[str, Any], *, only_states: tuple[LeaseState, ...]
+    ) -> None:
+        stmt = (
+            leases_table.update()
+            .where(leases_table.c.id == lease_id)
+            .where(leases_table.c.state.in_([s.value for s in only_states]))
+            .values(**values)
+        )
+        with self._errors(f"update lease {lease_id}"), self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    def list(
+        self, state: LeaseState | str | None = None, owner: str | None = None
+    ) -> builtins.list[Lease]:
+        """Leases, oldest first, optionally only those in ``state`` and/or of ``owner``."""
+        query = sa.select(leases_table)
+        if state is not None:
+            try:
+                state = LeaseState(state)
+            except ValueError:
+                choices = ", ".join(s.value for s in LeaseState)
+                raise LeaseError(f"unknown lease state '{state}' (one of: {choices})") from None
+            query = query.where(leases_table.c.state == state.value)
+        if owner is not None:
+            query = query.where(leases_table.c.owner == owner)
+        query = query.order_by(leases_table.c.created_at, leases_table.c.id)
+        with self._errors("list leases"), self.engine.connect() as conn:
+            return [_row_to_lease(r) for r in conn.execute(query)]
+
+
+@contextmanager
+def leased(
+    ledger: LeaseLedger,
+    kind: str,
+    target: str,
+    owner: str,
+    ttl: timedelta,
+    undo: dict[str, Any],
+    description: str = "",
+) -> Iterator[Lease]:
+    """Take a lease, let the body apply the change, then mark the lease active.
+
+    Put only the change in the body. If the body raises, the lease is reverted at once (the undo
+    is idempotent, so a half-applied change is fine) and the error propagates. A clean exit does
+    *not* revert: the change stays until the flow's end-of-run ``revert_owner`` or the janitor.
+    """
+    lease = ledger.take(kind, target, owner=owner, ttl=ttl, undo=undo, description=description)
+    try:
+        yield lease
+    except BaseException:
+        ledger.revert(lease.id)
+        raise
+    ledger.activate(lease.id)
+
+
+# --- built-in undo kinds -------------------------------------------------------------------
+
+
+class PostgresDatabaseUndo(BaseModel):
+    """Undo payload of ``postgres_database``: drop ``dbname`` on ``server``.
+
+    ``server`` is a password-free DSN or a secret reference resolved when the lease is reverted.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    server: Dsn
+    dbname: str
+
+
+@register_undo("postgres_database", payload=PostgresDatabaseUndo)
+def _drop_postgres_database(payload: dict[str, Any]) -> str:
+    from ladder.pg import drop_database, redact_dsn
+
+    spec = PostgresDatabaseUndo.model_validate(payload)
+    dsn = resolve_dsn(spec.server)
+    where = spec.server.describe() if not isinstance(spec.server, str) else redact_dsn(dsn)
+    if drop_database(dsn, spec.dbname):
+        return f"dropped database {spec.dbname} on {where}"
+    return f"database {spec.dbname} on {where} was already gone"

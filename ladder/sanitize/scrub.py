@@ -1,0 +1,245 @@
+"""Scrub PII and secrets out of free text and JSON-like values.
+
+Fails closed in spirit: a value that *might* be an email, a phone number, a card, an address, a
+token or a password is replaced by a placeholder. What is kept on purpose: ordinary words, dates,
+times and durations, Ruby constants and method names, ``file.rb:42`` frames, short numbers, order
+ids (card-length numbers that fail the Luhn check), UUID request ids and HTTP paths.
+
+Placeholders: ``[EMAIL]``, ``[PHONE]``, ``[CARD]``, ``[TOKEN]``, ``[IP]`` and ``[FILTERED]`` (the
+value of a ``password=…``-style pair, or of a dict key whose name says secret or PII).
+
+>>> scrub_text("password=hunter2 sent to ann+vip@Example.org from 203.0.113.5")
+'password=[FILTERED] sent to [EMAIL] from [IP]'
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["FILTERED", "is_sensitive_key", "scrub_series", "scrub_text", "scrub_value"]
+
+FILTERED = "[FILTERED]"
+
+# --- keys whose value is secret or PII -----------------------------------------------------------
+
+# Matched anywhere in the key with separators removed ("X-Api-Key" -> "xapikey").
+_KEY_SUBSTRINGS = (
+    "password", "passwd", "passphrase", "secret", "token", "apikey", "accesskey", "privatekey",
+    "authorization", "cookie", "session", "credential", "signature", "email", "phone", "address",
+    "firstname", "lastname", "fullname", "middlename", "surname", "username", "displayname",
+    "nickname", "givenname", "familyname", "cardnumber", "creditcard", "iban", "birth",
+)  # fmt: skip
+# Matched as a whole word of the key ("remote_ip" yes, "zip_code" yes, "shipping" no).
+_KEY_WORDS = frozenset(
+    {"ip", "card", "cvv", "cvc", "ssn", "pin", "pwd", "dob", "zip", "postcode", "postal",
+     "street", "city", "tel", "auth", "otp", "name"}
+)  # fmt: skip
+_KEY_PARTS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+
+
+def is_sensitive_key(key: object) -> bool:
+    """True when a key's name says its value is a secret or PII (case-insensitive, substring-aware).
+
+    >>> [is_sensitive_key(k) for k in ("billing_email", "X-Api-Key", "remoteIp", "shipping_id")]
+    [True, True, True, False]
+    """
+    if not isinstance(key, str):
+        return False
+    parts = [p.lower() for p in _KEY_PARTS.findall(key)]
+    joined = "".join(parts)
+    return any(s in joined for s in _KEY_SUBSTRINGS) or any(p in _KEY_WORDS for p in parts)
+
+
+# --- the scrubbing steps, applied in order -------------------------------------------------------
+
+Repl = str | Callable[[re.Match[str]], str]
+
+_QUOTED = r""""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'"""
+_PAIR_VALUE = rf"""(?:{_QUOTED}|\{{[^{{}}]*\}}|\[[^\[\]]*\]|[^\s,;&{{}}\[\]"']+)"""
+_KEY = r"[A-Za-z_][\w.\-\[\]%]*"
+
+
+def _filter_pair(match: re.Match[str]) -> str:
+    """Keep the key and separator of a ``key<sep>value`` pair; filter the value if the key says so."""
+    value = match["value"]
+    if value.strip("\"'") == FILTERED:
+        return match[0]
+    if not is_sensitive_key(match["key"]):
+        if value[:1] in "{[":  # look inside: a nested key may be sensitive
+            return match["head"] + value[0] + match.re.sub(_filter_pair, value[1:])
+        return match[0]
+    if value[:1] in "{[":
+        return f'{match["head"]}"{FILTERED}"'
+    if value[:1] in "\"'":
+        return f"{match['head']}{value[0]}{FILTERED}{value[0]}"
+    return f"{match['head']}{FILTERED}"
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _card(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match[0])
+    return "[CARD]" if 13 <= len(digits) <= 19 and _luhn(digits) else match[0]
+
+
+def _phone(match: re.Match[str]) -> str:
+    digits = sum(ch.isdigit() for ch in match[0])
+    return "[PHONE]" if 7 <= digits <= 15 else match[0]
+
+
+def _ipv6(match: re.Match[str]) -> str:
+    text = match[0]
+    if not any(ch.isdigit() for ch in text):  # "Abc::Def" is a Ruby constant, not an address
+        return text
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return text
+    return "[IP]"
+
+
+def _secret(match: re.Match[str]) -> str:
+    text = match[0]
+    if re.fullmatch(r"[0-9a-fA-F]+", text):
+        return "[TOKEN]"  # long hex: keys, digests, secret_key_base
+    has_all = (
+        any(c.isdigit() for c in text) and any(c.islower() for c in text)
+    ) and any(c.isupper() for c in text)
+    path_like = any(re.fullmatch(r"[a-z_]{3,}", seg) for seg in text.split("/")[:-1])
+    return "[TOKEN]" if has_all and not path_like else text
+
+
+_STEPS: list[tuple[re.Pattern[str], Repl]] = [
+    # Headers: everything after the name, to the end of the line or quote.
+    (
+        re.compile(
+            r"(?i)(?P<h>\b(?:proxy-)?authorization|\bset-cookie|(?<![\w-])cookie)(?P<s>\s*[:=]\s*)"
+            r"(?![\s\"']|\[FILTERED\])[^\n\"']+"
+        ),
+        rf"\g<h>\g<s>{FILTERED}",
+    ),
+    # URL credentials: scheme://user:password@host
+    (re.compile(r"(?<=://)[^\s/@:]+:[^\s/@]+@"), f"{FILTERED}@"),
+    # "key"=>value (Ruby hash inspect, old and 3.4 style) and "key": value (JSON).
+    (
+        re.compile(rf"""(?P<head>(?P<q>["'])(?P<key>[^"'\n]{{1,80}})(?P=q)\s*(?:=>|:)\s*)(?P<value>{_PAIR_VALUE})"""),
+        _filter_pair,
+    ),
+    # :key=>value (Ruby symbol keys) and key=value (query strings, logfmt).
+    (
+        re.compile(rf"(?P<head>(?<![\w\-\[\]%.:])(?::)?(?P<key>{_KEY})\s*(?:=>|=)\s*)(?P<value>{_PAIR_VALUE})"),
+        _filter_pair,
+    ),
+    # key: value (Ruby 3.4 symbol keys, YAML-ish text); "Foo::Bar" is not a pair.
+    (
+        re.compile(
+            rf"""(?P<head>(?<![\w\-\[\]%.:"'])(?P<key>{_KEY}):(?!:)\s*)"""
+            rf"""(?P<value>{_QUOTED}|\{{[^{{}}]*\}}|\[[^\[\]]*\]|(?![\s\[{{])[^\n,;|)}}\]"']+)"""
+        ),
+        _filter_pair,
+    ),
+    # Tokens with a known shape.
+    (re.compile(r"\beyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*"), "[TOKEN]"),
+    (
+        re.compile(
+            r"\b(?:(?:sk|pk|rk)_(?:live|test)_[0-9A-Za-z]{8,}|whsec_[0-9A-Za-z]{16,}"
+            r"|gh[pousr]_[0-9A-Za-z]{20,}|github_pat_\w{20,}|glpat-[\w-]{20,}"
+            r"|(?:AKIA|ASIA)[0-9A-Z]{16}|xox[abposr]-[0-9A-Za-z-]{10,}|AIza[\w-]{35}"
+            r"|SG\.[\w-]{16,}\.[\w-]{16,})"
+        ),
+        "[TOKEN]",
+    ),
+    (re.compile(r"\b(?P<scheme>Bearer|Basic)\s+[\w\-.~+/]{8,}=*"), r"\g<scheme> [TOKEN]"),
+    # Emails.
+    (
+        re.compile(r"[A-Za-z0-9._%+\-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}"),
+        "[EMAIL]",
+    ),
+    # IP addresses: IPv6 (validated), then IPv4.
+    (
+        re.compile(
+            r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){7}"
+            r"|(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?::(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?)"
+            r"(?:%\w+)?(?![\w:]|\.\d)"
+        ),
+        _ipv6,
+    ),
+    (
+        re.compile(
+            r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w]|\.\d)"
+        ),
+        "[IP]",
+    ),
+    # Cards: 13-19 digits, starting 2-6, with optional space/dash groups, Luhn-valid.
+    (re.compile(r"(?<![\w\-.])[2-6]\d{3}(?:[ \-]?\d){9,15}(?![\w\-]|\.\d)"), _card),
+    # Phones: international (+CC ...), national trunk 0..., North American 3-3-4.
+    (
+        re.compile(
+            r"(?<![\w+])\+\d{1,3}(?:[ .\-]?(?:\(\d{1,4}\)|\d{1,5})){1,6}(?![\w]|\.\d)"
+            r"|(?<![\w.+\-:/])0\d{2,4}[ .\-]\d{3,4}[ .\-]?\d{3,4}(?![\w.\-:])"
+            r"|(?<![\w.+\-:/])(?:1[ .\-])?(?:\(\d{3}\) ?|\d{3}[ .\-])\d{3}[ .\-]\d{4}(?![\w.\-:])"
+        ),
+        _phone,
+    ),
+    # Long secrets: hex or base64 runs of 32+ characters.
+    (re.compile(r"(?<![\w+/=\-])[A-Za-z0-9+/_\-]{32,}={0,2}(?![\w+/=\-])"), _secret),
+]
+
+
+def scrub_text(text: str) -> str:
+    """Replace PII and secrets in ``text`` with placeholders."""
+    for pattern, repl in _STEPS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def scrub_series(s: pd.Series) -> pd.Series:
+    """``scrub_text`` over a Series (vectorized per step); NaN/None stay None, dtype object."""
+    mask = s.notna()
+    out = pd.Series([None] * len(s), index=s.index, dtype=object)
+    if not mask.any():
+        return out
+    values = s[mask].astype(str)
+    for pattern, repl in _STEPS:
+        values = values.str.replace(pattern, repl, regex=True)
+    out[mask] = values.astype(object)
+    return out
+
+
+def scrub_value(obj: Any) -> Any:
+    """Scrub a JSON-like value: sensitive keys' values become ``[FILTERED]``, strings are scrubbed.
+
+    Recursive over dicts, lists and tuples. Keys are scrubbed as text too. Integers that look like
+    a card or phone number become the placeholder string; other scalars are kept.
+    """
+    if isinstance(obj, dict):
+        return {
+            (scrub_text(k) if isinstance(k, str) else k): (
+                FILTERED if is_sensitive_key(k) and v is not None else scrub_value(v)
+            )
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [scrub_value(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(scrub_value(v) for v in obj)
+    if isinstance(obj, str):
+        return scrub_text(obj)
+    if isinstance(obj, int) and not isinstance(obj, bool) and abs(obj) >= 1_000_000:
+        text = str(obj)
+        scrubbed = scrub_text(text)
+        return obj if scrubbed == text else scrubbed
+    return obj

@@ -1,0 +1,330 @@
+"""The subset plan: which tables a subset copies, why, and roughly how many rows - before any copy.
+
+Rules (the executor in ``execute.py`` applies the same rules to rows):
+
+* **seed** rows match a seed condition.
+* **child** rows reference a seed or child row, up to ``depth`` foreign-key hops from a seed
+  (default 2: ``users -> orders -> order_items``). A row's children are followed only from the
+  depth at which it was first reached. Tables listed in ``caps`` get at most that many child rows
+  (lowest keys first); ``0`` means "never follow children into this table".
+* **parent** rows are referenced by any copied row. They are always copied, transitively, to a
+  fixpoint, and caps never apply to them: a capped table may end with more rows than its cap
+  when other copied rows reference its rows. Children of parent rows are not followed.
+* **whole** tables (lookups such as ``currencies``; ``all_tables`` makes every table of
+  ``schemas`` whole) are copied entirely; their own references are still followed as parents.
+
+A table without a usable key (no primary key, no NOT NULL unique index) cannot be seeded or
+capped; it can be a child, selected by its foreign-key columns, or whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import psycopg
+
+from ladder.errors import ConfigError, PostgresError
+from ladder.subset.graph import ForeignKey, Graph, Table, load_graph, load_order
+from ladder.subset.query import seed_select
+from ladder.subset.seeds import Seed, coerce_seeds, compile_condition
+
+DEFAULT_DEPTH = 2
+
+Kind = Literal["seed", "child", "parent", "whole"]
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a table is in the plan: a seed, a child/parent edge, or a whole-table rule."""
+
+    kind: Kind
+    fk: ForeignKey | None = None
+    depth: int = 0
+    condition: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "seed":
+            return f"seed ({self.condition})"
+        if self.kind == "whole":
+            return "whole table"
+        assert self.fk is not None
+        if self.kind == "child":
+            return f"child-of {self.fk.parent} via {self.fk.name} (depth {self.depth})"
+        return f"parent-of {self.fk.child} via {self.fk.name}"
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    table: Table
+    reasons: tuple[Reason, ...]
+    estimated_rows: int | None
+    cap: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.table.name
+
+    @property
+    def whole(self) -> bool:
+        return any(r.kind == "whole" for r in self.reasons)
+
+    @property
+    def selected_by(self) -> str:
+        return "; ".join(str(r) for r in self.reasons)
+
+
+@dataclass(frozen=True)
+class SubsetPlan:
+    """A printable, testable plan: tables in load order with how each is selected."""
+
+    tables: tuple[TablePlan, ...]
+    seeds: tuple[Seed, ...]
+    depth: int
+    graph: Graph = field(repr=False)
+    late_fks: tuple[ForeignKey, ...] = ()  # cycles: FKs whose parent loads after the child
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        """Every ``:name`` parameter the seeds need."""
+        names: list[str] = []
+        for s in self.seeds:
+            names.extend(p for p in s.params if p not in names)
+        return tuple(names)
+
+    @property
+    def order(self) -> list[str]:
+        return [t.name for t in self.tables]
+
+    def table(self, name: str) -> TablePlan:
+        for t in self.tables:
+            if t.name == name:
+                return t
+        raise KeyError(f"{name} is not in the subset plan (tables: {', '.join(self.order)})")
+
+    def describe(self, counts: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
+        """One dict per table, in load order; ``actual_rows`` once ``counts`` are known."""
+        rows = []
+        for i, t in enumerate(self.tables, 1):
+            row: dict[str, Any] = {
+                "order": i,
+                "table": t.name,
+                "selected_by": t.selected_by,
+                "estimated_rows": t.estimated_rows,
+                "cap": t.cap,
+            }
+            if counts is not None:
+                row["actual_rows"] = counts.get(t.name)
+            rows.append(row)
+        return rows
+
+    def render(self, counts: Mapping[str, int] | None = None) -> str:
+        """Plain text: one line per table, then the foreign keys a cycle forces to load late."""
+        rows = self.describe(counts)
+        heads = ["#", "table", "est. rows"] + (["rows"] if counts is not None else []) + ["selected by"]
+        cells = [
+            [str(r["order"]), r["table"], _num(r["estimated_rows"])]
+            + ([_num(r["actual_rows"])] if counts is not None else [])
+            + [r["selected_by"] + (f" [cap {r['cap']}]" if r["cap"] is not None else "")]
+            for r in rows
+        ]
+        widths = [max(len(x) for x in col) for col in zip(heads, *cells, strict=False)]
+        lines = [f"subset plan: {len(rows)} tables, child depth {self.depth}"]
+        for line in [heads, *cells]:
+            lines.append("  ".join(c.ljust(w) for c, w in zip(line[:-1], widths, strict=False)) + "  " + line[-1])
+        for fk in self.late_fks:
+            lines.append(f"cycle: load {fk.name} ({fk}) after the data, or defer it")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def _num(v: int | None) -> str:
+    return "?" if v is None else f"{v:,}"
+
+
+def build_plan(
+    conn: psycopg.Connection,
+    seeds: Iterable[Seed | str] = (),
+    *,
+    schemas: Sequence[str] = ("public",),
+    depth: int = DEFAULT_DEPTH,
+    caps: Mapping[str, int] | None = None,
+    whole_tables: Iterable[str] = (),
+    all_tables: bool = False,
+    params: Mapping[str, object] | None = None,
+    graph: Graph | None = None,
+) -> SubsetPlan:
+    """Plan a subset of the database behind ``conn`` (catalog reads and EXPLAINs only).
+
+    ``params`` is optional here: when given, missing parameters fail now and seed row counts are
+    estimated with EXPLAIN; otherwise seed estimates are unknown until execution.
+    """
+    if depth < 0:
+        raise ConfigError(f"child depth must be 0 or more, not {depth}")
+    graph = graph or _load(conn)
+    seed_list = [
+        Seed(graph.resolve(s.table, schemas), s.condition)
+        for s in coerce_seeds(seeds, default_schema=schemas[0])
+    ]
+    whole = {graph.resolve(t, schemas) for t in whole_tables}
+    if all_tables:
+        whole |= set(graph.in_schemas(schemas))
+    cap_by = _caps(graph, schemas, caps or {})
+    for s in seed_list:
+        if not graph.tables[s.table].key and s.table not in whole:
+            raise ConfigError(
+                f"seed {s}: table {s.table} has no primary key or NOT NULL unique index to "
+                "select rows by; copy it whole instead"
+            )
+    if not seed_list and not whole:
+        raise ConfigError("a subset needs at least one seed, a whole table or all_tables")
+    reasons = _reach(graph, seed_list, whole, depth, cap_by)
+    estimates = _estimate(conn, graph, reasons, seed_list, params, cap_by)
+    order, late = load_order(reasons, graph.fks)
+    return SubsetPlan(
+        tables=tuple(
+            TablePlan(graph.tables[t], tuple(reasons[t]), estimates.get(t), cap_by.get(t))
+            for t in order
+        ),
+        seeds=tuple(seed_list),
+        depth=depth,
+        graph=graph,
+        late_fks=tuple(late),
+    )
+
+
+def _load(conn: psycopg.Connection) -> Graph:
+    try:
+        return load_graph(conn)
+    except psycopg.Error as exc:
+        raise PostgresError(f"cannot read the foreign-key graph from the catalog: {exc}") from exc
+
+
+def _caps(graph: Graph, schemas: Sequence[str], caps: Mapping[str, int]) -> dict[str, int]:
+    out = {}
+    for name, cap in caps.items():
+        table = graph.resolve(name, schemas)
+        if cap < 0:
+            raise ConfigError(f"row cap for {table} must be 0 or more, not {cap}")
+        if not graph.tables[table].key:
+            raise ConfigError(
+                f"row cap for {table}: the table has no primary key or NOT NULL unique index, "
+                "so a capped selection could not be reproduced; drop the cap or copy it whole"
+            )
+        out[table] = cap
+    return out
+
+
+def _reach(
+    graph: Graph, seeds: list[Seed], whole: set[str], depth: int, caps: Mapping[str, int]
+) -> dict[str, list[Reason]]:
+    """Which tables the rules can reach, and every reason why (static: no rows are read)."""
+    reasons: dict[str, list[Reason]] = {t: [Reason("whole")] for t in sorted(whole)}
+    level: set[str] = set()
+    for s in seeds:
+        if s.table not in whole:
+            reasons.setdefault(s.table, []).append(Reason("seed", condition=s.condition))
+            level.add(s.table)
+    for d in range(1, depth + 1):
+        nxt: set[str] = set()
+        for parent in sorted(level):
+            for fk in graph.children_of(parent):
+                if fk.child in whole or caps.get(fk.child) == 0:
+                    continue
+                reasons.setdefault(fk.child, []).append(Reason("child", fk, d))
+                if graph.tables[fk.child].key:  # keyless tables cannot be referenced
+                    nxt.add(fk.child)
+        level = nxt
+    todo = list(reasons)
+    seen_fk: set[str] = set()
+    while todo:
+        child = todo.pop()
+        for fk in graph.parents_of(child):
+            if fk.parent in whole or (fk.name, fk.child) in seen_fk:
+                continue
+            seen_fk.add((fk.name, fk.child))  # type: ignore[arg-type]
+            if fk.parent not in reasons:
+                todo.append(fk.parent)
+            reasons.setdefault(fk.parent, []).append(Reason("parent", fk))
+    return reasons
+
+
+def _estimate(
+    conn: psycopg.Connection,
+    graph: Graph,
+    reasons: Mapping[str, list[Reason]],
+    seeds: list[Seed],
+    params: Mapping[str, object] | None,
+    caps: Mapping[str, int],
+) -> dict[str, int]:
+    """Rough row counts: EXPLAIN for seeds, average fan-out for children, bounded by the table."""
+    total = {t: _table_rows(conn, graph.tables[t]) for t in reasons}
+    est: dict[str, float] = {}
+    by_depth: dict[tuple[str, int], float] = {}
+    for s in seeds:
+        if s.table in reasons and not any(r.kind == "whole" for r in reasons[s.table]):
+            rows = _seed_rows(conn, graph.tables[s.table], s, params)
+            if rows is None:
+                return {t: int(total[t]) for t in reasons if reasons[t][0].kind == "whole"}
+            by_depth[(s.table, 0)] = by_depth.get((s.table, 0), 0) + rows
+    children = sorted(
+        ((t, r) for t, rs in reasons.items() for r in rs if r.kind == "child"),
+        key=lambda tr: tr[1].depth,
+    )
+    for table, r in children:
+        assert r.fk is not None
+        fanout = total[table] / max(total[r.fk.parent], 1)
+        key = (table, r.depth)
+        by_depth[key] = by_depth.get(key, 0) + by_depth.get((r.fk.parent, r.depth - 1), 0) * fanout
+    for (table, _), rows in by_depth.items():
+        est[table] = est.get(table, 0) + rows
+    for t, cap in caps.items():
+        if t in est:
+            est[t] = min(est[t], cap)
+    for t, rs in reasons.items():
+        if rs[0].kind == "whole":
+            est[t] = total[t]
+    for t in _parents_first_reversed(reasons, graph):
+        for r in reasons[t]:
+            if r.kind == "parent" and r.fk is not None:
+                est[t] = est.get(t, 0) + est.get(r.fk.child, 0)
+    return {t: round(min(v, total[t])) for t, v in est.items()}
+
+
+def _parents_first_reversed(reasons: Mapping[str, list[Reason]], graph: Graph) -> list[str]:
+    order, _ = load_order(reasons, graph.fks)
+    return list(reversed(order))  # children before the parents they add
+
+
+def _table_rows(conn: psycopg.Connection, table: Table) -> float:
+    if table.reltuples >= 0:
+        return table.reltuples
+    from ladder.subset.query import count_estimate_query
+
+    return _explain_rows(conn, count_estimate_query(table), {})
+
+
+def _seed_rows(
+    conn: psycopg.Connection, table: Table, seed: Seed, params: Mapping[str, object] | None
+) -> float | None:
+    cond = compile_condition(seed.condition)
+    if params is None and cond.params:
+        return None
+    bound = cond.bind(params or {}, what=f"seed {seed}")
+    return _explain_rows(conn, seed_select(table, cond.query), bound)
+
+
+def _explain_rows(conn: psycopg.Connection, query: Any, params: Mapping[str, object]) -> float:
+    from psycopg import sql
+
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET TRANSACTION READ ONLY")
+            plan = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(query), params).fetchone()
+    except psycopg.Error as exc:
+        raise PostgresError(f"cannot estimate rows: {exc}") from exc
+    assert plan is not None
+    return float(plan[0][0]["Plan"]["Plan Rows"])

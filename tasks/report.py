@@ -1,0 +1,36 @@
+"""Publish the incident report: a markdown file, a JSON file and a Prefect artifact."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from ladder.report import Report, render_markdown
+from tasks.naming import artifact_key
+
+
+def reports_dir() -> Path:
+    """Where reports are written: ``$LADDER_HOME/reports`` (default ``./.ladder/reports``)."""
+    return Path(os.environ.get("LADDER_HOME", ".ladder")) / "reports"
+
+
+@task(name="publish_report", cache_policy=NO_CACHE)
+def publish_report(report: Report) -> str:
+    """Write the report beside the others and as an artifact; returns the markdown file's path."""
+    directory = reports_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = f"{report.incident.id}-{(report.flow_run_id or 'local')[:8]}"
+    markdown = render_markdown(report)
+    md_path = directory / f"{stem}.md"
+    md_path.write_text(markdown)
+    (directory / f"{stem}.json").write_text(report.model_dump_json(indent=2))
+    create_markdown_artifact(
+        markdown=markdown,
+        key=artifact_key(report.incident.id, "report"),
+        description=f"Incident report for {report.incident.id}",
+    )
+    return str(md_path.absolute())

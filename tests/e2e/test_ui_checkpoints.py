@@ -1,0 +1,230 @@
+"""The Prefect UI path, end to end: a real server, `ladder serve` as the runner, a run created
+through the API the way the UI creates it, and its checkpoint answered through the API."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterKey,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
+from prefect.flow_runs import resume_flow_run
+
+from ladder.entrypoints import PROJECT_ROOT
+from ladder.leases import LeaseLedger
+from ladder.pg import Cluster, create_database, database_exists
+
+pytestmark = pytest.mark.e2e
+
+WINDOW_END = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+WINDOW_START = WINDOW_END - timedelta(minutes=15)
+
+
+def _lograge_line(t: datetime, status: int, user: int, **extra: object) -> str:
+    row = {
+        "time": t.isoformat().replace("+00:00", "Z"),
+        "method": "POST",
+        "path": "/checkout",
+        "format": "json",
+        "controller": "CheckoutController",
+        "action": "create",
+        "status": status,
+        "duration": 120.0 if status == 200 else 480.0,
+        "view": 1.0,
+        "db": 3.0,
+        "request_id": f"req-{t.timestamp():.0f}-{user}",
+        "user_id": user,
+        "remote_ip": "203.0.113.9",
+        "params": {"order": {"email": f"user{user}@example.org"}},
+        **extra,
+    }
+    return json.dumps(row)
+
+
+@pytest.fixture
+def runbook_file(tmp_path: Path) -> Path:
+    """A runbook whose evidence rung needs approval, over a small lograge log with an incident."""
+    lines = []
+    for minute in range(0, 75, 3):
+        t = WINDOW_START - timedelta(minutes=60) + timedelta(minutes=minute)
+        lines.append(_lograge_line(t, 200, 7))
+    for minute in range(0, 15, 2):
+        t = WINDOW_START + timedelta(minutes=minute)
+        lines.append(
+            _lograge_line(
+                t,
+                500,
+                42,
+                exception=["NoMethodError", "undefined method `amount_cents' for nil"],
+                exception_backtrace=["app/models/payment.rb:42:in `capture!'"],
+            )
+        )
+    log = tmp_path / "logs" / "production.log"
+    log.parent.mkdir()
+    log.write_text("\n".join(lines) + "\n")
+    (tmp_path / "env.yaml").write_text(f"name: e2e\nlogs:\n  - path: {log}\n")
+    path = tmp_path / "runbook.yaml"
+    path.write_text(
+        "name: e2e\nenvironment: env.yaml\ncheckpoint_timeout_minutes: 5\n"
+        "rungs:\n  evidence:\n    approval: true\n    samples: 1\n"
+    )
+    return path
+
+
+@pytest.fixture
+def served(prefect_server: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """`ladder serve` against the test server, in its own process; stopped by PID afterwards."""
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": prefect_server,
+        "LADDER_HOME": str(tmp_path / "home"),
+        "LADDER_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}",
+        "LADDER_CHECKPOINT_POLL_SECONDS": "1",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "",
+    }
+    env.pop("PREFECT_FLOWS_HEARTBEAT_FREQUENCY")
+    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ladder.cli", "serve"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        yield env
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def _deployment_id(timeout: float = 90) -> UUID:
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            try:
+                return client.read_deployment_by_name("escalate-incident/escalate-incident").id
+            except Exception:
+                time.sleep(0.5)
+    raise AssertionError("ladder serve did not register escalate-incident")
+
+
+def _wait_state(run_id: UUID, wanted: set[str], timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            state = client.read_flow_run(run_id).state
+            if state and state.type.value in wanted:
+                return state.type.value
+            if state and state.is_final():
+                raise AssertionError(f"run ended {state.type.value}: {state.message}")
+            time.sleep(0.5)
+    raise AssertionError(f"run {run_id} never reached {wanted}")
+
+
+def _start_run(runbook_file: Path) -> UUID:
+    incident = {
+        "id": "e2e-checkout",
+        "title": "Checkout 500s",
+        "started_at": WINDOW_START.isoformat(),
+        "ended_at": WINDOW_END.isoformat(),
+    }
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run_from_deployment(
+            _deployment_id(), parameters={"runbook": str(runbook_file), "incident": incident}
+        )
+    return run.id
+
+
+def _report(env: dict[str, str]) -> dict:
+    (path,) = (Path(env["LADDER_HOME"]) / "reports").glob("e2e-checkout-*.json")
+    return json.loads(path.read_text())
+
+
+def test_approval_from_the_api_completes_the_run(
+    served: dict[str, str], runbook_file: Path
+) -> None:
+    run_id = _start_run(runbook_file)
+    assert _wait_state(run_id, {"PAUSED"}) == "PAUSED"
+    # an input without the decision is refused by the server and the run stays paused
+    with pytest.raises(RuntimeError):
+        resume_flow_run(run_id, run_input={"approver": "ana"})
+    resume_flow_run(
+        run_id,
+        run_input={
+            "decision": "approve",
+            "approver": "ana",
+            "reason": "logs are safe to read",
+            "baseline_minutes": 45,
+            "samples": 1,
+        },
+    )
+    assert _wait_state(run_id, {"COMPLETED"}) == "COMPLETED"
+    report = _report(served)
+    (decision,) = report["decisions"]
+    assert decision["decision"] == "approve" and decision["approver"] == "ana"
+    assert decision["reason"] == "logs are safe to read"
+    assert decision["settings"]["baseline_minutes"] == 45
+    evidence = report["rungs"][0]
+    assert evidence["status"] == "done"
+    assert "NoMethodError" in evidence["summary"]
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["incident-e2e-checkout-report"])
+            ),
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])),
+        )
+    assert len(artifacts) == 1
+    assert "| evidence | approve | ana |" in artifacts[0].data
+
+
+def test_stop_at_a_checkpoint_reverts_the_runs_leases(
+    served: dict[str, str], runbook_file: Path, pg_cluster: Cluster
+) -> None:
+    run_id = _start_run(runbook_file)
+    _wait_state(run_id, {"PAUSED"})
+    # what an earlier rung of this run changed: a database, leased to the run
+    ledger = LeaseLedger(served["LADDER_LEDGER_URL"])
+    lease = ledger.take(
+        "postgres_database",
+        "e2e_replica",
+        owner=str(run_id),
+        ttl=timedelta(hours=1),
+        undo={"server": pg_cluster.dsn(), "dbname": "e2e_replica"},
+    )
+    create_database(pg_cluster.dsn(), "e2e_replica")
+    ledger.activate(lease.id)
+    resume_flow_run(
+        run_id, run_input={"decision": "stop", "approver": "bo", "reason": "enough"}
+    )
+    assert _wait_state(run_id, {"COMPLETED"}) == "COMPLETED"
+    assert not database_exists(pg_cluster.dsn(), "e2e_replica")
+    assert ledger.get(lease.id).state == "reverted"
+    report = _report(served)
+    assert report["outcome"] == "stopped"
+    assert report["decisions"][0]["decision"] == "stop"
+    assert report["rungs"][0]["status"] == "skipped"
+    assert "stopped by bo" in report["rungs"][0]["reason"]
+    assert [lease["state"] for lease in report["leases"]] == ["reverted"]

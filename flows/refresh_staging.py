@@ -1,20 +1,93 @@
-"""refresh-staging: a sanitized copy of production into staging, on a schedule.
+"""refresh-staging: a sanitized copy of the production replica into staging, on a schedule.
 
-The copy pipeline (subset, sanitize, validate, atomic swap) is issue 3. Until it lands, this flow
-fails with a clear message instead of pretending to succeed.
+Every table of the production replica is copied whole (``--all`` semantics: staging wants the
+whole shape of production, not one incident's rows) through the same pipeline as
+``ladder replica create``: policy check (fail closed), COPY streams with PII transformed, the
+great-expectations gate, and the atomic swap into staging's database name. ``keep_previous``
+earlier copies of staging are kept (``<db>__prev_<time>``), older ones dropped. Rows, time and
+throughput per table are published as a table artifact.
 """
 
 from __future__ import annotations
 
-from prefect import flow
+import os
+from typing import Any
 
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+from prefect.runtime import flow_run
+
+from ladder.config import load_runbook, with_sandbox
 from ladder.errors import ConfigError
+from ladder.replica import create_replica
+from ladder.secrets import resolve_dsn
+
+
+def _environment(runbook: str) -> tuple[Any, Any]:
+    loaded = load_runbook(runbook)
+    env = loaded.environment
+    if env.sandbox:
+        from ladder import sandbox
+
+        info = sandbox.load()
+        env = with_sandbox(env, info.production_dsn, info.staging_dsn, info.log_files)
+    return loaded, env
 
 
 @flow(name="refresh-staging", description="Sanitized production data into staging.")
-def refresh_staging(runbook: str = "runbooks/demo.yaml") -> None:
-    """Refresh staging from the production replica named by ``runbook``'s environment."""
-    raise ConfigError(
-        "refresh-staging is not configured: the sanitized copy pipeline is not built yet in this "
-        "version of Ladder (see the README, 'What is built')"
+def refresh_staging(runbook: str = "runbooks/demo.yaml", keep_previous: int = 1) -> dict[str, Any]:
+    """Replace staging's database with a sanitized, validated copy of the production replica."""
+    logger = get_run_logger()
+    loaded, env = _environment(runbook)
+    if env.staging is None:
+        raise ConfigError(f"{loaded.environment_path}: environment {env.name!r} has no staging")
+    if env.production_db is None:
+        raise ConfigError(
+            f"{loaded.environment_path}: environment {env.name!r} has no production_db to copy"
+        )
+    settings = loaded.runbook.rungs.settings("local_replica")
+    policy = getattr(settings, "policy", None)
+    if not policy:
+        raise ConfigError(
+            f"{loaded.path}: refresh-staging needs a sanitization policy: set "
+            "rungs.local_replica.policy"
+        )
+    run_id = flow_run.get_id()
+    result = create_replica(
+        resolve_dsn(env.production_db.dsn),
+        resolve_dsn(env.staging.database.dsn),
+        loaded.resolve(policy),
+        all_tables=True,
+        keep_previous=keep_previous,
+        owner=str(run_id) if run_id else f"local-{os.getpid()}",
+        plan_printer=logger.info,
     )
+    rows = result.throughput()
+    rows.append(
+        {
+            "table": "(all)",
+            "rows": sum(result.tables.values()),
+            "seconds": round(result.seconds, 3),
+            "rows_per_s": round(result.rows_per_s),
+        }
+    )
+    create_table_artifact(
+        table=rows,
+        key=f"refresh-staging-{env.name}".lower().replace("_", "-"),
+        description=f"Staging refresh of {result.target}: rows, seconds and rows/s per table",
+    )
+    logger.info(
+        "staging refreshed: %s rows in %.1f s (%s rows/s); previous copies kept: %s",
+        f"{sum(result.tables.values()):,}",
+        result.seconds,
+        f"{result.rows_per_s:,.0f}",
+        ", ".join(result.previous) or "none",
+    )
+    return {
+        "target": result.target,
+        "rows": result.tables,
+        "seconds": result.seconds,
+        "rows_per_s": result.rows_per_s,
+        "previous": result.previous,
+        "validation": {"passed": result.validation.passed},
+    }

@@ -38,6 +38,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -167,7 +168,7 @@ def _holds_password(text: str) -> bool:
     if _PG_URI.match(text) or _CONNINFO_KEY.search(text):
         try:
             return "password" in conninfo_to_dict(text)
-        except Exception:  # not a parseable DSN after all: fall back to the keyword
+        except psycopg.Error:  # not a parseable DSN after all: fall back to the keyword
             return re.search(r"\bpassword\s*=", text, re.IGNORECASE) is not None
     return False
 
@@ -179,7 +180,8 @@ def _find_secret(value: Any, path: str) -> str | None:
     if isinstance(value, dict):
         for key, item in value.items():
             sub = f"{path}.{key}" if path else str(key)
-            if str(key).lower() in _SECRET_KEYS and item not in (None, ""):
+            secret_key = str(key).lower() in _SECRET_KEYS
+            if secret_key and not isinstance(item, dict) and item not in (None, ""):
                 return sub
             found = _find_secret(item, sub)
             if found:
@@ -525,13 +527,18 @@ class PostgresDatabaseUndo(BaseModel):
     dbname: str
 
 
+def _server_label(dsn: str) -> str:
+    params = conninfo_to_dict(dsn)
+    return f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}"
+
+
 @register_undo("postgres_database", payload=PostgresDatabaseUndo)
 def _drop_postgres_database(payload: dict[str, Any]) -> str:
-    from ladder.pg import drop_database, redact_dsn
+    from ladder.pg import drop_database
 
     spec = PostgresDatabaseUndo.model_validate(payload)
     dsn = resolve_dsn(spec.server)
-    where = spec.server.describe() if not isinstance(spec.server, str) else redact_dsn(dsn)
+    where = spec.server.describe() if not isinstance(spec.server, str) else _server_label(dsn)
     if drop_database(dsn, spec.dbname):
         return f"dropped database {spec.dbname} on {where}"
     return f"database {spec.dbname} on {where} was already gone"

@@ -25,6 +25,15 @@ app.add_typer(_runbook.app, name="runbook")
 from ladder.cli import leases as _leases  # noqa: E402
 
 app.add_typer(_leases.app, name="leases")
+from ladder.cli import replica as _replica  # noqa: E402
+
+app.add_typer(_replica.app, name="replica")
+from ladder.cli import policy as _policy  # noqa: E402
+
+app.add_typer(_policy.app, name="policy")
+from ladder.cli import sandbox as _sandbox  # noqa: E402
+
+app.add_typer(_sandbox.app, name="sandbox")
 
 
 def main() -> None:

@@ -35,13 +35,14 @@ def _open_ledger() -> LeaseLedger:
 
 
 def _relative(when: datetime, now: datetime) -> str:
-    """``in 4m 10s`` or ``2h 5m ago``."""
+    """``in 4m 10s`` or ``2h 5m ago``: the two largest units."""
     seconds = int((when - now).total_seconds())
     span = abs(seconds)
-    parts = [(span // 86400, "d"), (span % 86400 // 3600, "h"), (span % 3600 // 60, "m")]
-    text = " ".join(f"{n}{unit}" for n, unit in parts if n)[:7].strip()
-    if span < 3600:
-        text = f"{text} {span % 60}s".strip()
+    units = [(span // 86400, "d"), (span % 86400 // 3600, "h"), (span % 3600 // 60, "m")]
+    units.append((span % 60, "s"))
+    while len(units) > 1 and units[0][0] == 0:
+        units.pop(0)
+    text = " ".join(f"{n}{unit}" for n, unit in units[:2] if n) or "0s"
     return f"in {text}" if seconds >= 0 else f"{text} ago"
 
 
@@ -107,7 +108,7 @@ def revert(
         name for name, given in (("ID", lease_id), ("--expired", expired), ("--run", run)) if given
     ]
     if len(chosen) != 1:
-        what = "none was" if not chosen else f"got {' and '.join(chosen)}"
+        what = "none given" if not chosen else f"got {' and '.join(chosen)}"
         raise typer.BadParameter(
             f"give exactly one of ID, --expired or --run RUN_ID ({what})",
             param_hint="lease selector",

@@ -21,7 +21,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ladder.errors import ConfigError
 
 __all__ = [
-    "TRANSFORMERS",
     "Transformer",
     "TransformerOptions",
     "get_transformer",
@@ -68,7 +67,9 @@ class Transformer(ABC):
         return cls.categories is None or not category or category in cls.categories
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name} {self.options.model_dump(exclude_defaults=True)}>"
+        return (
+            f"<{type(self).__name__} {self.name} {self.options.model_dump(exclude_defaults=True)}>"
+        )
 
 
 T = TypeVar("T", bound=type[Transformer])

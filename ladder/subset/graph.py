@@ -180,7 +180,9 @@ def load_graph(conn: psycopg.Connection) -> Graph:
     return Graph(tables, tuple(fks))
 
 
-def load_order(tables: Iterable[str], fks: Iterable[ForeignKey]) -> tuple[list[str], list[ForeignKey]]:
+def load_order(
+    tables: Iterable[str], fks: Iterable[ForeignKey]
+) -> tuple[list[str], list[ForeignKey]]:
     """Tables ordered parents first, and the foreign keys that order cannot satisfy.
 
     Self-references need no order (a COPY checks its foreign keys at the end of the statement).
@@ -189,7 +191,9 @@ def load_order(tables: Iterable[str], fks: Iterable[ForeignKey]) -> tuple[list[s
     """
     names = sorted(tables)
     inside = set(names)
-    edges = [fk for fk in fks if fk.child in inside and fk.parent in inside and not fk.self_reference]
+    edges = [
+        fk for fk in fks if fk.child in inside and fk.parent in inside and not fk.self_reference
+    ]
     order: list[str] = []
     for component in _strongly_connected(names, edges):
         members = set(component)

@@ -11,7 +11,8 @@ Rules (the executor in ``execute.py`` applies the same rules to rows):
   fixpoint, and caps never apply to them: a capped table may end with more rows than its cap
   when other copied rows reference its rows. Children of parent rows are not followed.
 * **whole** tables (lookups such as ``currencies``; ``all_tables`` makes every table of
-  ``schemas`` whole) are copied entirely; their own references are still followed as parents.
+  ``schemas`` whole) are copied entirely; their own references are still followed as parents,
+  their children are not. A seed on a whole table adds nothing.
 
 A table without a usable key (no primary key, no NOT NULL unique index) cannot be seeded or
 capped; it can be a child, selected by its foreign-key columns, or whole.
@@ -20,15 +21,16 @@ capped; it can be a child, selected by its foreign-key columns, or whole.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import psycopg
 
-from ladder.errors import ConfigError, PostgresError
+from ladder.errors import ConfigError
+from ladder.subset.estimate import estimate_rows
 from ladder.subset.graph import ForeignKey, Graph, Table, load_graph, load_order
-from ladder.subset.query import seed_select
-from ladder.subset.seeds import Seed, coerce_seeds, compile_condition
+from ladder.subset.seeds import Seed, coerce_seeds
+from ladder.subset.snapshot import read_only, translate
 
 DEFAULT_DEPTH = 2
 
@@ -45,13 +47,17 @@ class Reason:
     condition: str | None = None
 
     def __str__(self) -> str:
+        return self.label(str(self.depth))
+
+    def label(self, depths: str) -> str:
+        """The reason in words, with ``depths`` in place of a child edge's depth."""
         if self.kind == "seed":
             return f"seed ({self.condition})"
         if self.kind == "whole":
             return "whole table"
         assert self.fk is not None
         if self.kind == "child":
-            return f"child-of {self.fk.parent} via {self.fk.name} (depth {self.depth})"
+            return f"child-of {self.fk.parent} via {self.fk.name} (depth {depths})"
         return f"parent-of {self.fk.child} via {self.fk.name}"
 
 
@@ -72,7 +78,11 @@ class TablePlan:
 
     @property
     def selected_by(self) -> str:
-        return "; ".join(str(r) for r in self.reasons)
+        """The reasons, one per rule and foreign key (a child edge lists all its depths)."""
+        groups: dict[tuple[object, ...], list[Reason]] = {}
+        for r in self.reasons:
+            groups.setdefault((r.kind, r.fk, r.condition), []).append(r)
+        return "; ".join(rs[0].label(", ".join(str(r.depth) for r in rs)) for rs in groups.values())
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,7 @@ class SubsetPlan:
     tables: tuple[TablePlan, ...]
     seeds: tuple[Seed, ...]
     depth: int
+    schemas: tuple[str, ...]
     graph: Graph = field(repr=False)
     late_fks: tuple[ForeignKey, ...] = ()  # cycles: FKs whose parent loads after the child
 
@@ -122,7 +133,9 @@ class SubsetPlan:
     def render(self, counts: Mapping[str, int] | None = None) -> str:
         """Plain text: one line per table, then the foreign keys a cycle forces to load late."""
         rows = self.describe(counts)
-        heads = ["#", "table", "est. rows"] + (["rows"] if counts is not None else []) + ["selected by"]
+        heads = (
+            ["#", "table", "est. rows"] + (["rows"] if counts is not None else []) + ["selected by"]
+        )
         cells = [
             [str(r["order"]), r["table"], _num(r["estimated_rows"])]
             + ([_num(r["actual_rows"])] if counts is not None else [])
@@ -132,7 +145,11 @@ class SubsetPlan:
         widths = [max(len(x) for x in col) for col in zip(heads, *cells, strict=False)]
         lines = [f"subset plan: {len(rows)} tables, child depth {self.depth}"]
         for line in [heads, *cells]:
-            lines.append("  ".join(c.ljust(w) for c, w in zip(line[:-1], widths, strict=False)) + "  " + line[-1])
+            lines.append(
+                "  ".join(c.ljust(w) for c, w in zip(line[:-1], widths, strict=False))
+                + "  "
+                + line[-1]
+            )
         for fk in self.late_fks:
             lines.append(f"cycle: load {fk.name} ({fk}) after the data, or defer it")
         return "\n".join(lines)
@@ -145,8 +162,8 @@ def _num(v: int | None) -> str:
     return "?" if v is None else f"{v:,}"
 
 
-def build_plan(
-    conn: psycopg.Connection,
+def plan_subset(
+    graph: Graph,
     seeds: Iterable[Seed | str] = (),
     *,
     schemas: Sequence[str] = ("public",),
@@ -154,21 +171,16 @@ def build_plan(
     caps: Mapping[str, int] | None = None,
     whole_tables: Iterable[str] = (),
     all_tables: bool = False,
-    params: Mapping[str, object] | None = None,
-    graph: Graph | None = None,
 ) -> SubsetPlan:
-    """Plan a subset of the database behind ``conn`` (catalog reads and EXPLAINs only).
+    """Apply the rules to ``graph`` (no database access); the plan has no row estimates yet.
 
-    ``params`` is optional here: when given, missing parameters fail now and seed row counts are
-    estimated with EXPLAIN; otherwise seed estimates are unknown until execution.
+    Names may be schema-qualified or are looked up in ``schemas`` in order.
     """
     if depth < 0:
         raise ConfigError(f"child depth must be 0 or more, not {depth}")
-    graph = graph or _load(conn)
-    seed_list = [
-        Seed(graph.resolve(s.table, schemas), s.condition)
-        for s in coerce_seeds(seeds, default_schema=schemas[0])
-    ]
+    if not schemas:
+        raise ConfigError("a subset needs at least one schema")
+    seed_list = [Seed(graph.resolve(s.table, schemas), s.condition) for s in coerce_seeds(seeds)]
     whole = {graph.resolve(t, schemas) for t in whole_tables}
     if all_tables:
         whole |= set(graph.in_schemas(schemas))
@@ -182,25 +194,53 @@ def build_plan(
     if not seed_list and not whole:
         raise ConfigError("a subset needs at least one seed, a whole table or all_tables")
     reasons = _reach(graph, seed_list, whole, depth, cap_by)
-    estimates = _estimate(conn, graph, reasons, seed_list, params, cap_by)
     order, late = load_order(reasons, graph.fks)
     return SubsetPlan(
         tables=tuple(
-            TablePlan(graph.tables[t], tuple(reasons[t]), estimates.get(t), cap_by.get(t))
-            for t in order
+            TablePlan(graph.tables[t], tuple(reasons[t]), None, cap_by.get(t)) for t in order
         ),
         seeds=tuple(seed_list),
         depth=depth,
+        schemas=tuple(schemas),
         graph=graph,
         late_fks=tuple(late),
     )
 
 
-def _load(conn: psycopg.Connection) -> Graph:
-    try:
-        return load_graph(conn)
-    except psycopg.Error as exc:
-        raise PostgresError(f"cannot read the foreign-key graph from the catalog: {exc}") from exc
+def build_plan(
+    conn: psycopg.Connection,
+    seeds: Iterable[Seed | str] = (),
+    *,
+    schemas: Sequence[str] = ("public",),
+    depth: int = DEFAULT_DEPTH,
+    caps: Mapping[str, int] | None = None,
+    whole_tables: Iterable[str] = (),
+    all_tables: bool = False,
+    params: Mapping[str, object] | None = None,
+) -> SubsetPlan:
+    """Read the FK graph behind ``conn``, apply the rules and estimate rows (reads only).
+
+    Runs in a READ ONLY transaction that it rolls back (a savepoint if one is open). ``params``
+    is optional here: when given, missing parameters fail now and seed rows are estimated with
+    EXPLAIN; otherwise tables that depend on a seed show no estimate until execution.
+    """
+    with read_only(conn):
+        with translate("reading the foreign-key graph from the catalog"):
+            graph = load_graph(conn)
+        plan = plan_subset(
+            graph,
+            seeds,
+            schemas=schemas,
+            depth=depth,
+            caps=caps,
+            whole_tables=whole_tables,
+            all_tables=all_tables,
+        )
+        estimates = estimate_rows(conn, plan, params)
+    return replace(
+        plan,
+        tables=tuple(replace(t, estimated_rows=estimates.get(t.name)) for t in plan.tables),
+    )
 
 
 def _caps(graph: Graph, schemas: Sequence[str], caps: Mapping[str, int]) -> dict[str, int]:
@@ -239,92 +279,14 @@ def _reach(
                     nxt.add(fk.child)
         level = nxt
     todo = list(reasons)
-    seen_fk: set[str] = set()
+    seen_fk: set[tuple[str, str]] = set()
     while todo:
         child = todo.pop()
         for fk in graph.parents_of(child):
             if fk.parent in whole or (fk.name, fk.child) in seen_fk:
                 continue
-            seen_fk.add((fk.name, fk.child))  # type: ignore[arg-type]
+            seen_fk.add((fk.name, fk.child))
             if fk.parent not in reasons:
                 todo.append(fk.parent)
             reasons.setdefault(fk.parent, []).append(Reason("parent", fk))
     return reasons
-
-
-def _estimate(
-    conn: psycopg.Connection,
-    graph: Graph,
-    reasons: Mapping[str, list[Reason]],
-    seeds: list[Seed],
-    params: Mapping[str, object] | None,
-    caps: Mapping[str, int],
-) -> dict[str, int]:
-    """Rough row counts: EXPLAIN for seeds, average fan-out for children, bounded by the table."""
-    total = {t: _table_rows(conn, graph.tables[t]) for t in reasons}
-    est: dict[str, float] = {}
-    by_depth: dict[tuple[str, int], float] = {}
-    for s in seeds:
-        if s.table in reasons and not any(r.kind == "whole" for r in reasons[s.table]):
-            rows = _seed_rows(conn, graph.tables[s.table], s, params)
-            if rows is None:
-                return {t: int(total[t]) for t in reasons if reasons[t][0].kind == "whole"}
-            by_depth[(s.table, 0)] = by_depth.get((s.table, 0), 0) + rows
-    children = sorted(
-        ((t, r) for t, rs in reasons.items() for r in rs if r.kind == "child"),
-        key=lambda tr: tr[1].depth,
-    )
-    for table, r in children:
-        assert r.fk is not None
-        fanout = total[table] / max(total[r.fk.parent], 1)
-        key = (table, r.depth)
-        by_depth[key] = by_depth.get(key, 0) + by_depth.get((r.fk.parent, r.depth - 1), 0) * fanout
-    for (table, _), rows in by_depth.items():
-        est[table] = est.get(table, 0) + rows
-    for t, cap in caps.items():
-        if t in est:
-            est[t] = min(est[t], cap)
-    for t, rs in reasons.items():
-        if rs[0].kind == "whole":
-            est[t] = total[t]
-    for t in _parents_first_reversed(reasons, graph):
-        for r in reasons[t]:
-            if r.kind == "parent" and r.fk is not None:
-                est[t] = est.get(t, 0) + est.get(r.fk.child, 0)
-    return {t: round(min(v, total[t])) for t, v in est.items()}
-
-
-def _parents_first_reversed(reasons: Mapping[str, list[Reason]], graph: Graph) -> list[str]:
-    order, _ = load_order(reasons, graph.fks)
-    return list(reversed(order))  # children before the parents they add
-
-
-def _table_rows(conn: psycopg.Connection, table: Table) -> float:
-    if table.reltuples >= 0:
-        return table.reltuples
-    from ladder.subset.query import count_estimate_query
-
-    return _explain_rows(conn, count_estimate_query(table), {})
-
-
-def _seed_rows(
-    conn: psycopg.Connection, table: Table, seed: Seed, params: Mapping[str, object] | None
-) -> float | None:
-    cond = compile_condition(seed.condition)
-    if params is None and cond.params:
-        return None
-    bound = cond.bind(params or {}, what=f"seed {seed}")
-    return _explain_rows(conn, seed_select(table, cond.query), bound)
-
-
-def _explain_rows(conn: psycopg.Connection, query: Any, params: Mapping[str, object]) -> float:
-    from psycopg import sql
-
-    try:
-        with conn.transaction(force_rollback=True):
-            conn.execute("SET TRANSACTION READ ONLY")
-            plan = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(query), params).fetchone()
-    except psycopg.Error as exc:
-        raise PostgresError(f"cannot estimate rows: {exc}") from exc
-    assert plan is not None
-    return float(plan[0][0]["Plan"]["Plan Rows"])

@@ -17,8 +17,10 @@ from psycopg import sql
 
 from ladder.errors import ConfigError
 
-_TABLE = r'[A-Za-z_][A-Za-z0-9_$]*'
-_SEED = re.compile(rf"^\s*(?:(?P<schema>{_TABLE})\.)?(?P<table>{_TABLE})\s*:(?!:)\s*(?P<cond>.*?)\s*$", re.S)
+_TABLE = r"[A-Za-z_][A-Za-z0-9_$]*"
+_SEED = re.compile(
+    rf"^\s*(?:(?P<schema>{_TABLE})\.)?(?P<table>{_TABLE})\s*:(?!:)\s*(?P<cond>.*?)\s*$", re.S
+)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DOLLAR = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
 _FORBIDDEN = (";", "--", "/*")
@@ -43,12 +45,18 @@ class Seed:
 
 def parse_seed(text: str, *, default_schema: str = "public") -> Seed:
     """Parse ``"[schema.]table: condition"``; the condition is checked by :func:`compile_condition`."""
+    table, condition = split_seed(text)
+    return Seed(table if "." in table else f"{default_schema}.{table}", condition)
+
+
+def split_seed(text: str) -> tuple[str, str]:
+    """``(table as written, condition)`` of a seed string, the condition checked."""
     m = _SEED.match(text)
     if not m or not m["cond"]:
         raise ConfigError(f"cannot parse seed {text!r}: {_EXAMPLE}")
-    seed = Seed(f"{m['schema'] or default_schema}.{m['table']}", m["cond"])
-    compile_condition(seed.condition)
-    return seed
+    table = f"{m['schema']}.{m['table']}" if m["schema"] else m["table"]
+    compile_condition(m["cond"])
+    return table, m["cond"]
 
 
 @dataclass(frozen=True)
@@ -141,11 +149,11 @@ def _end_of_quoted(text: str, i: int) -> int:
     raise ConfigError(f"seed condition {text!r} has an unterminated {quote} quote")
 
 
-def coerce_seeds(seeds: Iterable[Seed | str], *, default_schema: str) -> list[Seed]:
-    """Seeds given as strings parsed, :class:`Seed` values checked."""
+def coerce_seeds(seeds: Iterable[Seed | str]) -> list[Seed]:
+    """Seeds given as strings split (tables as written), :class:`Seed` values checked."""
     out = []
     for s in seeds:
-        seed = parse_seed(s, default_schema=default_schema) if isinstance(s, str) else s
+        seed = Seed(*split_seed(s)) if isinstance(s, str) else s
         compile_condition(seed.condition)
         out.append(seed)
     return out

@@ -216,9 +216,7 @@ def test_stop_at_a_checkpoint_reverts_the_runs_leases(
     )
     create_database(pg_cluster.dsn(), "e2e_replica")
     ledger.activate(lease.id)
-    resume_flow_run(
-        run_id, run_input={"decision": "stop", "approver": "bo", "reason": "enough"}
-    )
+    resume_flow_run(run_id, run_input={"decision": "stop", "approver": "bo", "reason": "enough"})
     assert _wait_state(run_id, {"COMPLETED"}) == "COMPLETED"
     assert not database_exists(pg_cluster.dsn(), "e2e_replica")
     assert ledger.get(lease.id).state == "reverted"

@@ -83,7 +83,7 @@ def test_database_lease_is_dropped_on_revert_and_revert_again_is_a_no_op(
 
     done = ledger.revert(lease.id)
     assert done.state is LeaseState.REVERTED
-    assert done.outcome == f"dropped database {dbname} on {server}"
+    assert done.outcome == f"dropped database {dbname} on 127.0.0.1:{pg_cluster.port}"
     assert not database_exists(server, dbname)
 
     assert ledger.revert(lease.id) == done
@@ -94,16 +94,19 @@ def test_database_already_gone_is_a_successful_revert(
 ) -> None:
     server = pg_cluster.dsn()
     lease = ledger.take(
-        "postgres_database", f"database {dbname}", owner="run-1", ttl=HOUR,
+        "postgres_database",
+        f"database {dbname}",
+        owner="run-1",
+        ttl=HOUR,
         undo={"server": server, "dbname": dbname},
-    )  # fmt: skip
+    )
     create_database(server, dbname)
     ledger.activate(lease.id)
     drop_database(server, dbname)  # someone cleaned up by hand
 
     done = ledger.revert(lease.id)
     assert done.state is LeaseState.REVERTED
-    assert done.outcome == f"database {dbname} on {server} was already gone"
+    assert done.outcome == f"database {dbname} on 127.0.0.1:{pg_cluster.port} was already gone"
 
 
 def test_server_secret_ref_is_resolved_at_revert_time_and_a_failure_can_be_retried(
@@ -124,7 +127,9 @@ def test_server_secret_ref_is_resolved_at_revert_time_and_a_failure_can_be_retri
     done = ledger.revert(lease.id)
     assert done.state is LeaseState.REVERTED
     assert done.attempts == 2
-    assert done.outcome == f"dropped database {dbname} on environment variable LADDER_TEST_DEBUG_DSN"
+    assert (
+        done.outcome == f"dropped database {dbname} on environment variable LADDER_TEST_DEBUG_DSN"
+    )
     assert not database_exists(server, dbname)
 
 
@@ -133,9 +138,12 @@ def test_unreachable_server_is_a_failed_revert_without_the_password(
 ) -> None:
     monkeypatch.setenv("LADDER_TEST_DEAD_DSN", "host=127.0.0.1 port=1 user=app password=hunter2")
     lease = ledger.take(
-        "postgres_database", "database gone_server", owner="run-1", ttl=HOUR,
+        "postgres_database",
+        "database gone_server",
+        owner="run-1",
+        ttl=HOUR,
         undo={"server": {"env": "LADDER_TEST_DEAD_DSN"}, "dbname": "x"},
-    )  # fmt: skip
+    )
     failed = ledger.revert(lease.id)
     assert failed.state is LeaseState.REVERT_FAILED
     assert (failed.outcome or "").startswith("PostgresError: cannot connect to")
@@ -147,7 +155,9 @@ def test_expired_and_owned_leases_are_selected_the_same_on_every_backend(
 ) -> None:
     server = pg_cluster.dsn()
     undo = {"server": server, "dbname": dbname}
-    short = ledger.take("postgres_database", "short", owner="a", ttl=timedelta(minutes=5), undo=undo)
+    short = ledger.take(
+        "postgres_database", "short", owner="a", ttl=timedelta(minutes=5), undo=undo
+    )
     long = ledger.take("postgres_database", "long", owner="b", ttl=timedelta(hours=3), undo=undo)
 
     now = datetime.now(UTC)
@@ -161,9 +171,12 @@ def test_cli_lists_leases_as_a_real_process(
     ledger: LeaseLedger, ledger_url: str, pg_cluster: Cluster, dbname: str
 ) -> None:
     lease = ledger.take(
-        "postgres_database", f"database {dbname}", owner="cli:root", ttl=HOUR,
+        "postgres_database",
+        f"database {dbname}",
+        owner="cli:root",
+        ttl=HOUR,
         undo={"server": pg_cluster.dsn(), "dbname": dbname},
-    )  # fmt: skip
+    )
     proc = subprocess.run(
         [str(REPO / ".venv" / "bin" / "ladder"), "leases", "list", "--json", "--owner", "cli:root"],
         env={**os.environ, "LADDER_LEDGER_URL": ledger_url},

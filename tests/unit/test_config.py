@@ -25,7 +25,7 @@ def write(tmp: Path, name: str, text: str) -> Path:
 
 def runbook(tmp: Path, body: str, env: str = SANDBOX_ENV) -> Path:
     write(tmp, "env.yaml", env)
-    return write(tmp, "rb.yaml", "name: rb\nenvironment: env.yaml\n" + textwrap.dedent(body))
+    return write(tmp, "rb.yaml", "name: rb\nenvironment: env.yaml\n" + textwrap.dedent(body).lstrip("\n"))
 
 
 def findings(path: Path) -> list[str]:
@@ -90,16 +90,17 @@ def test_missing_secret_reference_and_literal_secret(tmp_path: Path) -> None:
     lines = findings(path)
     env_file = tmp_path / "env.yaml"
     text = "\n".join(lines)
-    assert f"{env_file}:3: production_db.dsn: a connection string in YAML must not hold a password" in text
+    assert (
+        f"{env_file}:3: production_db.dsn: a connection string in YAML must not hold a password"
+        in text
+    )
     assert f"{env_file}:4: sentry.token: required key is missing" in text
     assert f"{env_file}:8: datadog.api_key: must be a secret reference" in text
     assert "hunter2" not in text and "abc123" not in text
 
 
 def test_rung_needs_its_part_of_the_environment(tmp_path: Path) -> None:
-    path = runbook(
-        tmp_path, "rungs:\n  evidence: {}\n  production_flags: {}\n", env="name: bare\n"
-    )
+    path = runbook(tmp_path, "rungs:\n  evidence: {}\n  production_flags: {}\n", env="name: bare\n")
     lines = findings(path)
     assert any("rungs.evidence: the environment 'bare' has no logs" in f for f in lines)
     assert any("rungs.production_flags: the environment 'bare' has no flipper" in f for f in lines)
@@ -112,7 +113,9 @@ def test_yaml_syntax_error_has_a_line(tmp_path: Path) -> None:
 
 
 def test_missing_environment_file_is_named(tmp_path: Path) -> None:
-    path = write(tmp_path, "rb.yaml", "name: rb\nenvironment: nowhere.yaml\nrungs:\n  evidence: {}\n")
+    path = write(
+        tmp_path, "rb.yaml", "name: rb\nenvironment: nowhere.yaml\nrungs:\n  evidence: {}\n"
+    )
     (line,) = findings(path)
     assert line == f"{path}:2: environment: {tmp_path / 'nowhere.yaml'}: file not found"
 

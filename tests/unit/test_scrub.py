@@ -69,6 +69,9 @@ POSITIVE = [
     ('"billing_address"=>{"street"=>"1 Main St", "city"=>"Springfield"}',
      '"billing_address"=>"[FILTERED]"'),
     ("HTTP_COOKIE=abc", "HTTP_COOKIE=[FILTERED]"),
+    ('[["first_name", "Ann"], ["LIMIT", 1]]', '[["first_name", "[FILTERED]"], ["LIMIT", 1]]'),
+    ('WHERE "users"."last_name" = $1  [["last_name", "Smith"], ["LIMIT", 1]]',
+     'WHERE "users"."last_name" = $1  [["last_name", "[FILTERED]"], ["LIMIT", 1]]'),
     ("postgres://app:s3cret@db.internal:5432/shop", "postgres://[FILTERED]@db.internal:5432/shop"),
     ('"card_number"=>"4242 4242 4242 4242", "cvv"=>"123"',
      '"card_number"=>"[FILTERED]", "cvv"=>"[FILTERED]"'),
@@ -202,3 +205,21 @@ def test_scrub_value_on_scalars_and_lists() -> None:
     assert scrub_value(["ann@example.org", 7, None]) == ["[EMAIL]", 7, None]
     assert scrub_value(12.5) == 12.5
     assert json.dumps(scrub_value({"ann@example.org": 1})) == '{"[EMAIL]": 1}'
+
+
+def test_the_fast_paths_skip_only_text_no_step_would_change() -> None:
+    """The guards are an optimization: running every step on every text gives the same result."""
+    from ladder.sanitize import scrub
+
+    def every_step(text: str) -> str:
+        for _, pattern, repl in scrub._STEPS:
+            text = pattern.sub(repl, text)
+        return text
+
+    extra = [
+        '[["first_name", "Ann"]]', "3f2b9a10-7c1d-4e8a-b2f4-000000000101", "Basic dXNlcjpwYXNz",
+        "AKIAIOSFODNN7EXAMPLE", "x" * 40, "Zx81Lm0QpRt7Yb2Vc9Nd4Kf6Hg3Js5Aw1E", "ann%40example.org",
+        "1.2.3.4", "+1 415 555 2671", "4242424242424242", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIx.abc",
+    ]  # fmt: skip
+    for text in [t for t, _ in POSITIVE] + NEGATIVE + extra:
+        assert scrub_text(text) == every_step(text), text

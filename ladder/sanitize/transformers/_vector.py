@@ -33,7 +33,7 @@ def to_arrow(values: ColumnValues) -> tuple[pa.Array, Restore]:
             arr = arr.combine_chunks()
 
         def restore(out: pa.Array) -> pd.Series:
-            return pd.Series(out.to_pandas(), index=values.index, name=values.name)
+            return pd.Series(out.to_pandas().array, index=values.index, name=values.name)
 
         return arr, restore
     if isinstance(values, pa.ChunkedArray):
@@ -92,8 +92,16 @@ def _fixed_width(matrix: np.ndarray) -> pa.Array:
 
 def encode(h: np.ndarray, alphabet: np.ndarray, width: int) -> pa.Array:
     """``h`` written in the base of ``alphabet`` with ``width`` digits (most significant first)."""
-    base = np.uint64(len(alphabet))
     matrix = np.empty((len(h), width), dtype=np.uint8)
+    size = len(alphabet)
+    bits = size.bit_length() - 1
+    if size == 1 << bits:  # a power of two: shift and mask instead of dividing
+        mask = np.uint64(size - 1)
+        for pos in range(width):
+            shift = np.uint64(bits * (width - 1 - pos))
+            matrix[:, pos] = alphabet[(h >> shift) & mask] if shift < 64 else alphabet[0]
+        return _fixed_width(matrix)
+    base = np.uint64(size)
     rest = h.astype(np.uint64, copy=True)
     for pos in range(width - 1, -1, -1):
         matrix[:, pos] = alphabet[rest % base]

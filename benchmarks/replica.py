@@ -1,0 +1,180 @@
+"""Raw ``pg_dump | psql`` against ``ladder replica create --all``, on the sandbox shop.
+
+    .venv/bin/python benchmarks/replica.py --users 1000000 --repeat 3
+
+Builds the shop (``--users`` customers: ~3x orders, ~6x order items) in a throwaway cluster, then
+in one run measures, each a median of ``--repeat`` runs into a fresh database:
+
+* raw: ``pg_dump -t <every table> src | psql new`` (schema, data, indexes and constraints);
+* ladder: ``create_replica(..., all_tables=True)`` with ``runbooks/policies/shop.yaml`` (every PII
+  column transformed, validated, swapped in), in a child process so its peak RSS (``ru_maxrss``)
+  is its own (its ``psql`` children stream bytes and stay at a few MB);
+* subset: 1% of the customers with their orders, items, payments and accounts.
+
+The last line is ``RESULT ratio=... raw_rows_per_s=... ladder_rows_per_s=... peak_rss_mb=...
+subset_seconds=...`` (ratio = ladder rows/s over raw rows/s; both count the same rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ladder.pg import Cluster, create_database, drop_database, find_bindir  # noqa: E402
+from ladder.seed import seed_shop  # noqa: E402
+
+POLICY = ROOT / "runbooks" / "policies" / "shop.yaml"
+TABLES = (
+    "users",
+    "accounts",
+    "orders",
+    "order_items",
+    "payments",
+    "schema_migrations",
+    "flipper_features",
+    "flipper_gates",
+)
+
+
+def raw_copy(src: str, dst: str) -> float:
+    """Seconds for ``pg_dump -t ... src | psql dst`` (argv lists, an OS pipe, no shell)."""
+    bindir = find_bindir()
+    dump = [str(bindir / "pg_dump"), f"--dbname={src}", "--no-owner"]
+    dump += [f"--table=public.{t}" for t in TABLES]
+    load = [str(bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", f"--dbname={dst}"]
+    started = time.perf_counter()
+    p1 = subprocess.Popen(dump, stdout=subprocess.PIPE)
+    p2 = subprocess.run(load, stdin=p1.stdout, stdout=subprocess.DEVNULL, check=False)
+    assert p1.stdout is not None
+    p1.stdout.close()
+    if p1.wait() != 0 or p2.returncode != 0:
+        raise SystemExit("raw pg_dump | psql failed")
+    return time.perf_counter() - started
+
+
+def ladder_child(args: argparse.Namespace) -> None:
+    """Runs in a child process: one create_replica, prints a JSON line with time and memory."""
+    from ladder.leases import LeaseLedger
+    from ladder.replica import create_replica
+
+    seeds = [args.seed] if args.seed else []
+    params = {"n": args.n} if args.seed else {}
+    result = create_replica(
+        args.src,
+        args.dst,
+        POLICY,
+        all_tables=not seeds,
+        seeds=seeds,
+        params=params,
+        ledger=LeaseLedger(args.ledger),
+    )
+    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(
+        json.dumps(
+            {
+                "seconds": result.seconds,
+                "copy_seconds": result.copy_seconds,
+                "rows": sum(result.tables.values()),
+                "self_mb": me,
+                "child_mb": kids,
+                "tables": result.throughput(),
+            }
+        )
+    )
+
+
+def run_ladder(src: str, dst: str, ledger: str, seed: str | None = None, n: int = 0) -> dict:
+    argv = [sys.executable, __file__, "--child", "--src", src, "--dst", dst, "--ledger", ledger]
+    if seed:
+        argv += ["--seed", seed, "--n", str(n)]
+    res = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=ROOT)
+    if res.returncode != 0:
+        raise SystemExit(f"ladder run failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--users", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--src", help=argparse.SUPPRESS)
+    ap.add_argument("--dst", help=argparse.SUPPRESS)
+    ap.add_argument("--ledger", help=argparse.SUPPRESS)
+    ap.add_argument("--seed", help=argparse.SUPPRESS)
+    ap.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    os.environ.setdefault("LADDER_PSEUDONYM_KEY", "benchmark-pseudonym-key-0123456789")
+    if args.child:
+        ladder_child(args)
+        return
+    with tempfile.TemporaryDirectory(prefix="ladder-bench-") as tmp:
+        cluster = Cluster(Path(tmp) / "pg")
+        cluster.init()
+        cluster.start()
+        try:
+            bench(cluster, args.users, args.repeat, f"sqlite:///{tmp}/leases.db")
+        finally:
+            cluster.stop()
+
+
+def bench(cluster: Cluster, users: int, repeat: int, ledger: str) -> None:
+    admin = cluster.dsn()
+    create_database(admin, "shop")
+    src = cluster.dsn("shop")
+    print(f"seeding {users:,} users ...", flush=True)
+    seeded = seed_shop(src, users=users, progress=lambda m: print(f"  {m}", flush=True))
+    rows = sum(seeded.counts.values())
+    print(f"source: {seeded.counts} ({rows:,} rows in the big tables)", flush=True)
+
+    raw_times, ladder_runs = [], []
+    for i in range(repeat):
+        create_database(admin, f"raw_{i}")
+        raw_times.append(raw_copy(src, cluster.dsn(f"raw_{i}")))
+        drop_database(admin, f"raw_{i}")
+        print(f"raw run {i + 1}: {raw_times[-1]:.1f} s", flush=True)
+        run = run_ladder(src, cluster.dsn("replica"), ledger)
+        ladder_runs.append(run)
+        print(
+            f"ladder run {i + 1}: {run['seconds']:.1f} s (copy phase {run['copy_seconds']:.1f} s),"
+            f" peak RSS {run['self_mb']:.0f} MB + child {run['child_mb']:.0f} MB",
+            flush=True,
+        )
+    copied = ladder_runs[0]["rows"]
+    raw_s = statistics.median(raw_times)
+    ladder_s = statistics.median(r["seconds"] for r in ladder_runs)
+    # ru_maxrss of forked children counts the parent's pages shared before exec, so the
+    # children's figure overstates psql's few MB: the Python process is the peak that matters.
+    peak = max(r["self_mb"] for r in ladder_runs)
+    n = max(1, users // 100)
+    subset = run_ladder(src, cluster.dsn("subset"), ledger, seed="users: id <= :n", n=n)
+    raw_rps, ladder_rps = copied / raw_s, copied / ladder_s
+    print(f"\nrows copied: {copied:,}")
+    print(f"raw pg_dump | psql : {raw_s:7.1f} s  {raw_rps:12,.0f} rows/s")
+    print(f"ladder --all       : {ladder_s:7.1f} s  {ladder_rps:12,.0f} rows/s")
+    for t in ladder_runs[-1]["tables"]:
+        print(f"    {t['table']:<28} {t['rows']:>10,} rows {t['seconds']:7.2f} s")
+    print(f"ratio              : {ladder_rps / raw_rps:.2f}")
+    print(f"peak RSS (ladder)  : {peak:.0f} MB")
+    print(f"subset 1% of users : {subset['seconds']:.1f} s, {subset['rows']:,} rows")
+    print(
+        f"RESULT ratio={ladder_rps / raw_rps:.3f} raw_rows_per_s={raw_rps:.0f} "
+        f"ladder_rows_per_s={ladder_rps:.0f} peak_rss_mb={peak:.0f} "
+        f"subset_seconds={subset['seconds']:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

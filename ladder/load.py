@@ -1,0 +1,217 @@
+"""Loading a replica database: schema from pg_dump, sequences, and the atomic swap into place.
+
+The schema travels as a custom-format ``pg_dump --schema-only`` of exactly the copied tables,
+taken in the subset's snapshot; ``pg_restore --section=pre-data`` creates the tables before the
+data, ``--section=post-data`` adds indexes and constraints after it (``-j`` jobs in parallel).
+
+The swap renames the old target aside and the new database into its place in ONE transaction,
+so a reader sees either the old target or the new one; previous copies beyond ``keep_previous``
+are dropped.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from ladder.copy import conninfo_env
+from ladder.errors import ConfigError, PostgresError
+from ladder.pg import connect, find_bindir, with_dbname
+from ladder.procs import run
+
+MAX_NAME = 63  # PostgreSQL's identifier limit (bytes)
+NEW_MARK = "__ladder_"
+PREV_MARK = "__prev_"
+
+
+def target_dbname(target_dsn: str) -> str:
+    name = conninfo_to_dict(target_dsn).get("dbname")
+    if not name:
+        raise ConfigError("the target DSN must name a database (dbname=...)")
+    if name in ("postgres", "template0", "template1"):
+        raise ConfigError(f"refusing to replace the system database {name!r}; name another target")
+    return str(name)
+
+
+def _with_suffix(base: str, suffix: str) -> str:
+    room = MAX_NAME - len(suffix.encode())
+    cut = base.encode()[:room].decode(errors="ignore")
+    return cut + suffix
+
+
+def new_database_name(target: str) -> str:
+    """``<target>__ladder_<shortid>``, shortened to PostgreSQL's 63-byte limit."""
+    return _with_suffix(target, f"{NEW_MARK}{secrets.token_hex(4)}")
+
+
+def _previous_name(target: str) -> str:
+    return _with_suffix(target, f"{PREV_MARK}{datetime.now(UTC).strftime('%Y%m%d%H%M%S%f')}")
+
+
+def dump_schema(
+    source_dsn: str, tables: Sequence[tuple[str, str]], snapshot_id: str, out: Path
+) -> Path:
+    """``pg_dump -Fc --schema-only`` of ``tables`` ((schema, name) pairs) in ``snapshot_id``."""
+    conninfo, env = conninfo_env(source_dsn)
+    argv = [
+        str(find_bindir() / "pg_dump"),
+        f"--dbname={conninfo}",
+        "--schema-only",
+        "--format=custom",
+        f"--snapshot={snapshot_id}",
+        f"--file={out}",
+    ]
+    for schema, name in tables:
+        argv.append(f"--table={_pattern(schema)}.{_pattern(name)}")
+    res = run(argv, env=env, timeout=600)
+    if not res.ok:
+        raise PostgresError(f"pg_dump --schema-only failed: {res.tail(5)}")
+    return out
+
+
+def _pattern(name: str) -> str:
+    """A pg_dump pattern matching exactly ``name`` (quoted: no wildcards, case kept)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def restore_section(target_dsn: str, dump: Path, section: str, jobs: int = 1) -> None:
+    """``pg_restore --section=SECTION`` of ``dump`` into ``target_dsn`` (no owners, no grants)."""
+    conninfo, env = conninfo_env(target_dsn)
+    argv = [
+        str(find_bindir() / "pg_restore"),
+        f"--dbname={conninfo}",
+        f"--section={section}",
+        "--no-owner",
+        "--no-privileges",
+        "--exit-on-error",
+        f"--jobs={max(1, jobs)}",
+        str(dump),
+    ]
+    res = run(argv, env=env, timeout=None)
+    if not res.ok:
+        raise PostgresError(f"pg_restore --section={section} failed: {res.tail(5)}")
+
+
+def create_schemas(target_dsn: str, schemas: Sequence[str]) -> None:
+    """Schemas other than public (``pg_dump -t`` does not dump them)."""
+    with connect(target_dsn, autocommit=True) as conn:
+        for schema in sorted(set(schemas) - {"public"}):
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+
+
+_OWNED_SEQUENCES = """
+SELECT quote_ident(sn.nspname) || '.' || quote_ident(s.relname), tn.nspname, t.relname, a.attname
+FROM pg_depend d
+JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+JOIN pg_namespace sn ON sn.oid = s.relnamespace
+JOIN pg_class t ON t.oid = d.refobjid
+JOIN pg_namespace tn ON tn.oid = t.relnamespace
+JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
+WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+  AND d.deptype IN ('a', 'i')
+"""
+
+
+def set_sequences(target_dsn: str) -> int:
+    """Every sequence owned by a column set past the column's largest value; returns how many."""
+    with connect(target_dsn, autocommit=True) as conn:
+        owned = conn.execute(_OWNED_SEQUENCES).fetchall()
+        for seq, schema, table, column in owned:
+            conn.execute(
+                sql.SQL(
+                    "SELECT pg_catalog.setval(%s::regclass, coalesce(max({c}), 1)::bigint,"
+                    " max({c}) IS NOT NULL) FROM {t}"
+                ).format(c=sql.Identifier(column), t=sql.Identifier(schema, table)),
+                [seq],
+            )
+        return len(owned)
+
+
+def analyze(target_dsn: str) -> None:
+    with connect(target_dsn, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+
+
+def swap(server_dsn: str, new: str, target: str, keep_previous: int = 0) -> list[str]:
+    """Put database ``new`` in the place of ``target`` atomically; returns the previous copies kept.
+
+    The old target (if any) becomes ``<target>__prev_<utc time>``; copies beyond the newest
+    ``keep_previous`` are dropped. Connections to the old target are closed first.
+    """
+    if keep_previous < 0:
+        raise ConfigError(f"keep_previous must be 0 or more, not {keep_previous}")
+    admin = with_dbname(server_dsn, "postgres")
+    with connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [target]).fetchone()
+        prev = _previous_name(target)
+        if exists:
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(
+                    sql.Identifier(target)
+                )
+            )
+            _terminate(conn, target)
+        try:
+            with conn.transaction():
+                if exists:
+                    conn.execute(
+                        sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                            sql.Identifier(target), sql.Identifier(prev)
+                        )
+                    )
+                _terminate(conn, new)
+                conn.execute(
+                    sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                        sql.Identifier(new), sql.Identifier(target)
+                    )
+                )
+        except Exception:
+            if exists:  # the rename rolled back: let people in again
+                conn.execute(
+                    sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(
+                        sql.Identifier(target)
+                    )
+                )
+            raise
+        if exists:
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(
+                    sql.Identifier(prev)
+                )
+            )
+        return _prune(conn, target, keep_previous)
+
+
+def _terminate(conn: psycopg.Connection, dbname: str) -> None:
+    conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = %s AND pid <> pg_backend_pid()",
+        [dbname],
+    )
+
+
+def previous_copies(server_dsn: str, target: str) -> list[str]:
+    """Names of the kept previous copies of ``target``, newest first."""
+    with connect(with_dbname(server_dsn, "postgres"), autocommit=True) as conn:
+        return _previous(conn, target)
+
+
+def _previous(conn: psycopg.Connection, target: str) -> list[str]:
+    prefix = _with_suffix(target, PREV_MARK + "0" * 20)[:-20]
+    rows = conn.execute("SELECT datname FROM pg_database").fetchall()
+    return sorted((r[0] for r in rows if r[0].startswith(prefix)), reverse=True)
+
+
+def _prune(conn: psycopg.Connection, target: str, keep: int) -> list[str]:
+    copies = _previous(conn, target)
+    for name in copies[keep:]:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+    return copies[:keep]

@@ -1,0 +1,296 @@
+"""A sanitized replica of a production database: plan, check, copy, validate, swap.
+
+::
+
+    result = create_replica(source_dsn, "host=... dbname=shop_dev", "runbooks/policies/shop.yaml",
+                            seeds=["users: id = ANY(:user_ids)"], params={"user_ids": [42]})
+
+One job per step, in this order, and nothing reaches the target before the last one:
+
+1. the subset plan (FK closure, or every table whole with ``all_tables``) computed in one
+   exported snapshot of the source, and handed to ``plan_printer``;
+2. the policy checked against the catalog for exactly the copied tables: any missing or stale
+   entry raises :class:`PolicyError` before a database exists (fail closed);
+3. a new database ``<target>__ladder_<id>``, leased (``postgres_database``) *before* it is
+   created, so the janitor drops it if this process dies;
+4. tables from ``pg_dump --schema-only`` (pre-data), rows by COPY streams with PII transformed
+   (:mod:`ladder.copy`), then indexes and constraints (post-data) and sequences;
+5. the great-expectations gate (:mod:`ladder.validate`): a failure drops the new database;
+6. the atomic swap into the target's name (:mod:`ladder.load`), keeping ``keep_previous`` copies.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from pydantic import BaseModel
+
+from ladder import catalog
+from ladder.copy import Progress, TableCopy, copy_tables
+from ladder.errors import PolicyError
+from ladder.leases import LeaseLedger
+from ladder.load import (
+    create_schemas,
+    dump_schema,
+    new_database_name,
+    restore_section,
+    set_sequences,
+    swap,
+    target_dbname,
+)
+from ladder.pg import connect, create_database, redact_dsn, with_dbname
+from ladder.sanitize.policy import Policy, check_policy, load_policy, raise_for_errors
+from ladder.subset import build_plan, execute_plan
+from ladder.validate import GateColumn, GateForeignKey, ValidationResult, enforce, run_gate
+
+PlanPrinter = Callable[[str], None]
+SCHEMAS = ("public",)
+
+
+class ReplicaResult(BaseModel):
+    """What :func:`create_replica` did. ``target`` never holds a password."""
+
+    target: str
+    database: str
+    tables: dict[str, int]
+    table_seconds: dict[str, float]
+    seconds: float
+    copy_seconds: float
+    rows_per_s: float
+    validation: ValidationResult
+    lease_ids: list[str]
+    previous: list[str]
+    plan: list[dict[str, Any]]
+
+    def throughput(self) -> list[dict[str, Any]]:
+        """Rows, seconds and rows/s per table (for a table artifact)."""
+        return [
+            {
+                "table": t,
+                "rows": n,
+                "seconds": round(self.table_seconds.get(t, 0.0), 3),
+                "rows_per_s": round(n / s) if (s := self.table_seconds.get(t, 0.0)) else None,
+            }
+            for t, n in self.tables.items()
+        ]
+
+
+def default_owner() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"cli:{user}"
+
+
+def create_replica(
+    source_dsn: str,
+    target_dsn: str,
+    policy: Policy | str | Path,
+    *,
+    seeds: Sequence[str] = (),
+    params: Mapping[str, object] | None = None,
+    all_tables: bool = False,
+    child_depth: int = 2,
+    caps: Mapping[str, int] | None = None,
+    whole_tables: Sequence[str] = (),
+    keep_previous: int = 0,
+    owner: str | None = None,
+    ttl: timedelta = timedelta(hours=4),
+    progress: Progress | None = None,
+    plan_printer: PlanPrinter | None = None,
+    ledger: LeaseLedger | None = None,
+    workers: int = 2,
+    server_ref: str | dict[str, str] | None = None,
+) -> ReplicaResult:
+    """Copy a sanitized subset (or, with ``all_tables``, everything) of ``source_dsn`` into the
+    database ``target_dsn`` names, replacing it atomically if it exists.
+
+    ``server_ref`` is how the lease's undo reaches the target server (a password-free DSN or
+    ``{"env": NAME}``); by default the target DSN without its password.
+    """
+    started = time.perf_counter()
+    policy = load_policy(policy) if isinstance(policy, str | Path) else policy
+    key = policy.key_bytes()
+    target = target_dbname(target_dsn)
+    owner = owner or default_owner()
+    ledger = ledger or LeaseLedger()
+    ref = server_ref or lease_server(target_dsn)
+    with (
+        connect(source_dsn, autocommit=True) as src,
+        tempfile.TemporaryDirectory(prefix="ladder-replica-") as tmp,
+    ):
+        plan = build_plan(
+            src,
+            list(seeds),
+            schemas=SCHEMAS,
+            depth=child_depth,
+            caps=dict(caps or {}),
+            whole_tables=list(whole_tables),
+            all_tables=all_tables,
+            params=dict(params or {}),
+        )
+        columns = _check_policy(src, policy, plan.order, plan_printer)
+        with execute_plan(src, plan, dict(params or {})) as subset:
+            if plan_printer:
+                plan_printer(subset.render())
+            dump = dump_schema(
+                source_dsn,
+                [(plan.table(t).table.schema, plan.table(t).table.relname) for t in plan.order],
+                subset.snapshot_id,
+                Path(tmp) / "schema.dump",
+            )
+            new = new_database_name(target)
+            lease = ledger.take(
+                "postgres_database",
+                f"{new} on {_server_label(target_dsn)}",
+                owner=owner,
+                ttl=ttl,
+                undo={"server": ref, "dbname": new},
+                description=f"replica being loaded for {target}",
+            )
+            try:
+                create_database(target_dsn, new)
+                ledger.activate(lease.id)
+                new_dsn = with_dbname(target_dsn, new)
+                create_schemas(new_dsn, [plan.table(t).table.schema for t in plan.order])
+                restore_section(new_dsn, dump, "pre-data")
+                copies = [
+                    _table_copy(subset, plan.table(t).table, columns[t], policy) for t in plan.order
+                ]
+                copy_started = time.perf_counter()
+                stats = copy_tables(
+                    source_dsn,
+                    subset.snapshot_id,
+                    new_dsn,
+                    copies,
+                    key,
+                    workers=workers,
+                    progress=progress,
+                )
+                copy_seconds = time.perf_counter() - copy_started
+                counts = dict(subset.counts)
+                description = subset.describe()
+            except BaseException:
+                ledger.revert(lease.id)
+                raise
+        try:
+            restore_section(new_dsn, dump, "post-data", jobs=workers)
+            set_sequences(new_dsn)
+            result = run_gate(
+                new_dsn,
+                _gate_columns(columns, policy),
+                _gate_fks(plan),
+                counts,
+                {t: s.survivors for t, s in stats.items() if s.survivors},
+            )
+            enforce(result)
+            previous = swap(target_dsn, new, target, keep_previous)
+        except BaseException:
+            ledger.revert(lease.id)
+            raise
+    ledger.revert(lease.id)  # the name it drops is gone: recorded as done
+    seconds = time.perf_counter() - started
+    rows = {t: stats[t].rows for t in plan.order}
+    return ReplicaResult(
+        target=redact_dsn(target_dsn),
+        database=target,
+        tables=rows,
+        table_seconds={t: stats[t].seconds for t in plan.order},
+        seconds=seconds,
+        copy_seconds=copy_seconds,
+        rows_per_s=sum(rows.values()) / seconds if seconds else 0.0,
+        validation=result,
+        lease_ids=[lease.id],
+        previous=previous,
+        plan=description,
+    )
+
+
+def _check_policy(
+    src: Any, policy: Policy, tables: list[str], printer: PlanPrinter | None
+) -> dict[str, list[catalog.Column]]:
+    """Catalog columns of the copied tables; :class:`PolicyError` lists every uncovered column."""
+    every = catalog.columns(src, catalog.list_tables(src, SCHEMAS))
+    findings = check_policy(policy, every, tables)
+    raise_for_errors(findings)
+    for finding in findings:  # only warnings are left: say them with the plan
+        if printer:
+            printer(str(finding))
+    missing = [t for t in tables if t not in every]
+    if missing:
+        raise PolicyError([f"{t}: the table has no columns the copy can read" for t in missing])
+    return {t: every[t] for t in tables}
+
+
+def _table_copy(subset: Any, table: Any, cols: list[catalog.Column], policy: Policy) -> TableCopy:
+    transforms = {}
+    survival = set()
+    for col in cols:
+        rule = policy.rule(table.name, col.name)
+        assert rule is not None  # check_policy made sure
+        if rule.transformer == "keep":
+            continue
+        t = rule.build(unique=col.is_unique)
+        transforms[col.name] = t
+        if t.keyed and t.replaces_pii:
+            survival.add(col.name)
+    names = tuple(c.name for c in cols)
+    return TableCopy(
+        name=table.name,
+        schema=table.schema,
+        relname=table.relname,
+        columns=names,
+        query=subset.copy_query(table.name, list(names)),
+        transforms=transforms,
+        survival=frozenset(survival),
+        expected_rows=int(subset.counts.get(table.name, 0)),
+    )
+
+
+def _gate_columns(columns: Mapping[str, list[catalog.Column]], policy: Policy) -> list[GateColumn]:
+    out = []
+    for table, cols in columns.items():
+        for col in cols:
+            rule = policy.rule(table, col.name)
+            assert rule is not None
+            out.append(GateColumn(table, col.name, rule.transformer, col.type))
+    return out
+
+
+def _gate_fks(plan: Any) -> list[GateForeignKey]:
+    inside = set(plan.order)
+    return [
+        GateForeignKey(fk.name, fk.child, fk.child_columns, fk.parent, fk.parent_columns)
+        for fk in plan.graph.fks
+        if fk.child in inside and fk.parent in inside
+    ]
+
+
+def _server_label(dsn: str) -> str:
+    p = conninfo_to_dict(dsn)
+    return f"{p.get('host') or 'localhost'}:{p.get('port') or 5432}"
+
+
+def lease_server(target_dsn: str) -> str | dict[str, str]:
+    """How the janitor reaches the target server: the DSN without its password, or the
+    ``LADDER_TARGET_DSN`` variable when the DSN came from there (passwords never hit the ledger)."""
+    params = conninfo_to_dict(target_dsn)
+    if "password" not in params:
+        return make_conninfo(**{**params, "dbname": "postgres"})
+    env = os.environ.get("LADDER_TARGET_DSN")
+    if env and conninfo_to_dict(env).get("password") == params["password"]:
+        return {"env": "LADDER_TARGET_DSN"}
+    params.pop("password")
+    return make_conninfo(**{**params, "dbname": "postgres"})
+
+
+__all__ = ["ReplicaResult", "create_replica", "default_owner", "lease_server"]

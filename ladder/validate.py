@@ -1,0 +1,308 @@
+"""The validation gate: great-expectations judges a loaded replica before it is swapped in.
+
+Ladder measures, GX judges. Each check yields a number of failing rows for one column (or
+table, or foreign key); the numbers form a one-row frame, one frame column per check, and the
+GX suite expects every one of them to be 0. Measuring in Arrow/SQL keeps the gate fast (GX's
+own set-membership expectation is ~300x slower at 1M values, see FACTS.md).
+
+Checks:
+
+* ``no_original_survives`` - per row, the value of a transformed column differs from the
+  original in the same row (counted while the data streamed, for every row);
+* ``email_on_reserved_domain`` - every value of an ``email`` column is an address on
+  example.com/.net/.org or a ``.test``/``.invalid`` domain (SQL, every row);
+* ``no_email_outside_reserved`` / ``no_card_number`` / ``no_phone_number`` - in every column
+  scrubbed as ``text``/``json`` and every kept column of type text/json/jsonb (sampled: the
+  first ``sample_rows`` rows that hold an ``@`` or three digits in a row);
+* ``foreign_key_resolves`` - no child row points at a missing parent (SQL anti-join);
+* ``row_count_matches_plan`` - the table holds exactly the rows the plan selected.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from pydantic import BaseModel
+
+from ladder.errors import ValidationGateError
+from ladder.pg import connect
+
+RESERVED_EMAIL = r"^[^@[:space:]]+@([a-z0-9-]+\.)*(example\.(com|net|org)|[a-z0-9-]+\.(test|invalid)|test|invalid)$"
+_EMAIL = re.compile(
+    r"[A-Za-z0-9._%+\-]+@((?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,})"
+)
+_RESERVED_DOMAIN = re.compile(
+    r"(?:^|\.)(?:example\.(?:com|net|org)|[^.]+\.(?:test|invalid))$", re.I
+)
+_CARD = re.compile(r"(?<![\w\-.])[2-6]\d{3}(?:[ \-]?\d){9,15}(?![\w\-]|\.\d)")
+_PHONE = re.compile(
+    r"(?<![\w+])\+\d{1,3}(?:[ .\-]?(?:\(\d{1,4}\)|\d{1,5})){1,6}(?![\w]|\.\d)"
+    r"|(?<![\w.+\-:/])0\d{2,4}[ .\-]\d{3,4}[ .\-]?\d{3,4}(?![\w.\-:])"
+    r"|(?<![\w.+\-:/])(?:1[ .\-])?(?:\(\d{3}\) ?|\d{3}[ .\-])\d{3}[ .\-]\d{4}(?![\w.\-:])"
+)
+SCRUBBED = frozenset({"text", "json"})
+FREE_TEXT_TYPES = ("text", "json", "jsonb")
+SAMPLE_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class GateColumn:
+    """A copied column as the gate sees it: its transformer and SQL type."""
+
+    table: str  # schema.relname
+    column: str
+    transformer: str
+    sql_type: str
+
+
+@dataclass(frozen=True)
+class GateForeignKey:
+    name: str
+    child: str
+    child_columns: tuple[str, ...]
+    parent: str
+    parent_columns: tuple[str, ...]
+
+
+class GateCheck(BaseModel):
+    check: str
+    table: str
+    column: str
+    failures: int
+    checked: int
+    sampled: bool = False
+    passed: bool = True
+
+
+class ValidationResult(BaseModel):
+    """The gate's outcome: one row per check (publishable as a table artifact)."""
+
+    passed: bool
+    checks: list[GateCheck]
+
+    @property
+    def failed(self) -> list[GateCheck]:
+        return [c for c in self.checks if not c.passed]
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [c.model_dump() for c in self.checks]
+
+    def message(self) -> str:
+        return "; ".join(
+            f"expectation {c.check} failed on {c.table}{'.' + c.column if c.column else ''}: "
+            f"{c.failures:,} of {c.checked:,} rows{' (sampled)' if c.sampled else ''}"
+            for c in self.failed
+        )
+
+
+def run_gate(
+    target_dsn: str,
+    columns: Sequence[GateColumn],
+    fks: Sequence[GateForeignKey],
+    expected_rows: Mapping[str, int],
+    survivors: Mapping[str, Mapping[str, int]],
+    *,
+    sample_rows: int = SAMPLE_ROWS,
+) -> ValidationResult:
+    """Measure every check on the loaded database ``target_dsn`` and let GX judge them.
+
+    Returns the result whether it passed or not; :func:`enforce` turns a failure into an error.
+    """
+    checks: list[GateCheck] = []
+    for table, cols in survivors.items():
+        for column, n in cols.items():
+            checks.append(
+                GateCheck(
+                    check="no_original_survives",
+                    table=table,
+                    column=column,
+                    failures=n,
+                    checked=expected_rows.get(table, 0),
+                )
+            )
+    with connect(target_dsn, autocommit=True) as conn:
+        counts = {t: _count(conn, t) for t in expected_rows}
+        for table, expected in expected_rows.items():
+            checks.append(
+                GateCheck(
+                    check="row_count_matches_plan",
+                    table=table,
+                    column="",
+                    failures=abs(counts[table] - expected),
+                    checked=expected,
+                )
+            )
+        for col in columns:
+            if col.transformer == "email":
+                checks.append(_reserved_emails(conn, col, counts[col.table]))
+            if col.transformer in SCRUBBED or (
+                col.transformer == "keep" and col.sql_type in FREE_TEXT_TYPES
+            ):
+                checks.extend(_free_text(conn, col, sample_rows))
+        for fk in fks:
+            checks.append(_orphans(conn, fk, counts.get(fk.child, 0)))
+    return judge(checks)
+
+
+def enforce(result: ValidationResult) -> ValidationResult:
+    """``result`` when it passed, else :class:`ValidationGateError` naming each failed check."""
+    if not result.passed:
+        err = ValidationGateError(
+            f"validation gate failed, nothing was committed: {result.message()}"
+        )
+        err.result = result  # type: ignore[attr-defined]
+        raise err
+    return result
+
+
+def judge(checks: list[GateCheck]) -> ValidationResult:
+    """Run the GX suite over the measured checks; marks each check passed or failed.
+
+    The frame has one row per checked column (or table, or foreign key) and one column per
+    check; each check is one GX expectation ("every value is 0"; NaN where it does not apply).
+    """
+    import pandas as pd
+
+    if not checks:
+        return ValidationResult(passed=True, checks=[])
+    targets = sorted({_target(c) for c in checks})
+    kinds = sorted({c.check for c in checks})
+    frame = pd.DataFrame(index=pd.Index(targets, name="target"), columns=kinds, dtype="float64")
+    for c in checks:
+        frame.loc[_target(c), c.check] = c.failures
+    outcome = _gx_validate(frame.reset_index(), kinds)
+    for c in checks:
+        # GX judged the check kind; the measured number says which column failed it.
+        c.passed = outcome[c.check] or c.failures == 0
+    return ValidationResult(passed=all(outcome.values()), checks=checks)
+
+
+def _target(c: GateCheck) -> str:
+    return f"{c.table}.{c.column}" if c.column else c.table
+
+
+def _gx_validate(frame: Any, kinds: list[str]) -> dict[str, bool]:
+    import logging
+
+    import great_expectations as gx  # 4-6 s to import: only when a gate runs
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    batch = (
+        context.data_sources.add_pandas("ladder-replica")
+        .add_dataframe_asset("gate-measurements")
+        .add_batch_definition_whole_dataframe("all")
+    )
+    suite = context.suites.add(gx.ExpectationSuite(name="replica-gate"))
+    for kind in kinds:
+        suite.add_expectation(
+            gx.expectations.ExpectColumnValuesToBeBetween(column=kind, min_value=0, max_value=0)
+        )
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name="replica-gate", data=batch, suite=suite)
+    )
+    result = definition.run(batch_parameters={"dataframe": frame})
+    return {r.expectation_config.kwargs["column"]: bool(r.success) for r in result.results}
+
+
+def _ident(table: str) -> sql.Identifier:
+    schema, _, name = table.partition(".")
+    return sql.Identifier(schema, name)
+
+
+def _count(conn: psycopg.Connection, table: str) -> int:
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(_ident(table))).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _reserved_emails(conn: psycopg.Connection, col: GateColumn, rows: int) -> GateCheck:
+    row = conn.execute(
+        sql.SQL("SELECT count(*) FROM {} WHERE {} IS NOT NULL AND lower({}::text) !~ %s").format(
+            _ident(col.table), sql.Identifier(col.column), sql.Identifier(col.column)
+        ),
+        [RESERVED_EMAIL],
+    ).fetchone()
+    return GateCheck(
+        check="email_on_reserved_domain",
+        table=col.table,
+        column=col.column,
+        failures=int(row[0]) if row else 0,
+        checked=rows,
+    )
+
+
+def _free_text(conn: psycopg.Connection, col: GateColumn, limit: int) -> list[GateCheck]:
+    c = sql.Identifier(col.column)
+    values = [
+        r[0]
+        for r in conn.execute(
+            sql.SQL("SELECT {}::text FROM {} WHERE {}::text ~ '@|[0-9]{{3}}' LIMIT %s").format(
+                c, _ident(col.table), c
+            ),
+            [limit],
+        )
+    ]
+    emails = sum(1 for v in values if _foreign_email(v))
+    cards = sum(1 for v in values if any(_luhn_card(m[0]) for m in _CARD.finditer(v)))
+    phones = sum(1 for v in values if any(_phone_like(m[0]) for m in _PHONE.finditer(v)))
+    sampled = len(values) >= limit
+    return [
+        GateCheck(
+            check=name, table=col.table, column=col.column, failures=n, checked=len(values),
+            sampled=sampled,
+        )
+        for name, n in (
+            ("no_email_outside_reserved", emails),
+            ("no_card_number", cards),
+            ("no_phone_number", phones),
+        )
+    ]  # fmt: skip
+
+
+def _foreign_email(text: str) -> bool:
+    return any(not _RESERVED_DOMAIN.search(m[1]) for m in _EMAIL.finditer(text))
+
+
+def _luhn_card(text: str) -> bool:
+    digits = re.sub(r"\D", "", text)
+    if not 13 <= len(digits) <= 19:
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _phone_like(text: str) -> bool:
+    return 7 <= sum(ch.isdigit() for ch in text) <= 15
+
+
+def _orphans(conn: psycopg.Connection, fk: GateForeignKey, rows: int) -> GateCheck:
+    child_cols = [sql.Identifier("c", n) for n in fk.child_columns]
+    match = sql.SQL(" AND ").join(
+        sql.SQL("{} = {}").format(sql.Identifier("p", p), sql.Identifier("c", ch))
+        for p, ch in zip(fk.parent_columns, fk.child_columns, strict=True)
+    )
+    not_null = sql.SQL(" AND ").join(sql.SQL("{} IS NOT NULL").format(c) for c in child_cols)
+    query = sql.SQL(
+        "SELECT count(*) FROM {child} AS c WHERE {not_null} AND NOT EXISTS "
+        "(SELECT 1 FROM {parent} AS p WHERE {match})"
+    ).format(child=_ident(fk.child), parent=_ident(fk.parent), not_null=not_null, match=match)
+    row = conn.execute(query).fetchone()
+    return GateCheck(
+        check="foreign_key_resolves",
+        table=fk.child,
+        column=",".join(fk.child_columns) + f" -> {fk.parent}",
+        failures=int(row[0]) if row else 0,
+        checked=rows,
+    )

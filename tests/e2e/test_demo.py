@@ -1,0 +1,65 @@
+"""`ladder demo` as a person runs it: a real subprocess, the sandbox, the report, no leases left."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ladder.entrypoints import PROJECT_ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def demo_env(prefect_server: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": prefect_server,
+        "LADDER_HOME": str(tmp_path / "home"),
+        "LADDER_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}",
+        "LADDER_SANDBOX_DIR": str(tmp_path / "sandbox"),
+    }
+    env.pop("LADDER_TEST_MODE", None)
+    yield env
+    subprocess.run(
+        [sys.executable, "-m", "ladder.cli", "sandbox", "down"], env=env, check=False, timeout=60
+    )
+
+
+def _ladder(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ladder.cli", *args],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_demo_climbs_the_sandbox_incident_and_leaves_no_lease(demo_env: dict[str, str]) -> None:
+    done = _ladder(demo_env, "demo", "--json", "--users", "400")
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    statuses = {r["name"]: r["status"] for r in report["rungs"]}
+    assert statuses["evidence"] == "done"
+    assert all(s in {"done", "not_built", "unavailable"} for s in statuses.values()), statuses
+    assert report["approvals"] == "automatic (sandbox)"
+    assert report["outcome"] == "completed"
+    assert all(lease["state"] == "reverted" for lease in report["leases"])
+    assert Path(report["report_path"]).exists()
+    evidence = next(r for r in report["rungs"] if r["name"] == "evidence")
+    assert evidence["data"]["affected_users"], "the sandbox incident has affected customers"
+
+    # the second run reuses the sandbox and prints the human summary
+    again = _ladder(demo_env, "demo")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "1. evidence" in again.stdout
+    assert "none left" in again.stdout
+    assert "report:" in again.stdout

@@ -1,0 +1,137 @@
+"""The escalate flow in-process against a real Prefect server: rung order, statuses, timeouts."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ladder.errors import CheckpointError
+from ladder.incident import Incident
+
+WINDOW_END = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+WINDOW_START = WINDOW_END - timedelta(minutes=10)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LADDER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LADDER_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
+    monkeypatch.setenv("LADDER_CHECKPOINT_POLL_SECONDS", "1")
+    return tmp_path
+
+
+def _runbook(tmp: Path, rungs: str, *, timeout_minutes: float = 5, until: str = "") -> Path:
+    log = tmp / "production.log"
+    rows = []
+    for i in range(20):
+        t = WINDOW_START - timedelta(minutes=30) + timedelta(minutes=i)
+        rows.append(
+            {
+                "time": t.isoformat(),
+                "method": "GET",
+                "path": "/orders",
+                "controller": "OrdersController",
+                "action": "index",
+                "status": 200,
+                "duration": 50.0,
+                "request_id": f"b{i}",
+                "user_id": 1,
+                "params": {},
+            }
+        )
+    for i in range(6):
+        t = WINDOW_START + timedelta(minutes=i)
+        rows.append(
+            {
+                "time": t.isoformat(),
+                "method": "POST",
+                "path": "/checkout",
+                "controller": "CheckoutController",
+                "action": "create",
+                "status": 500,
+                "duration": 300.0,
+                "request_id": f"e{i}",
+                "user_id": 42,
+                "params": {"email": "victim@example.org"},
+                "exception": ["NoMethodError", f"undefined method `x' for nil (id {i})"],
+                "exception_backtrace": ["app/models/payment.rb:42:in `capture!'"],
+            }
+        )
+    log.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (tmp / "env.yaml").write_text(f"name: flowtest\nlogs:\n  - path: {log}\n")
+    path = tmp / "rb.yaml"
+    path.write_text(
+        f"name: flowtest\nenvironment: env.yaml\ncheckpoint_timeout_minutes: {timeout_minutes}\n"
+        + (f"until: {until}\n" if until else "")
+        + "rungs:\n"
+        + rungs
+    )
+    return path
+
+
+INCIDENT = Incident(
+    id="flow-1", title="Checkout 500s", started_at=WINDOW_START, ended_at=WINDOW_END
+)
+
+
+def test_climbs_in_order_and_reports_every_rung(
+    prefect_server: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.escalate import escalate
+
+    monkeypatch.setenv("LADDER_TEST_MODE", "1")
+    rb = _runbook(home, "  evidence: {}\n  tunnel: {}\n  production_flags: {}\n")
+    result = escalate(runbook=str(rb), incident=INCIDENT, approve_all=True)
+    report = result["report"]
+    statuses = {r["name"]: r["status"] for r in report["rungs"]}
+    assert statuses == {
+        "evidence": "done",
+        "local_replica": "skipped",
+        "tunnel": "not_built",
+        "staging_trace": "skipped",
+        "production_flags": "not_built",
+        "replica_app": "skipped",
+    }
+    assert [r["number"] for r in report["rungs"]] == [1, 2, 3, 4, 5, 6]
+    assert report["approvals"] == "automatic (test mode)"
+    assert report["rungs"][0]["data"]["affected_users"] == ["42"]
+    md = Path(result["report_path"]).read_text()
+    assert "victim@example.org" not in md
+    assert "NoMethodError" in md
+
+
+def test_until_and_absent_rungs_are_skipped_with_reasons(prefect_server: str, home: Path) -> None:
+    from flows.escalate import escalate
+
+    rb = _runbook(home, "  evidence: {}\n  tunnel: {}\n", until="evidence")
+    report = escalate(runbook=str(rb), incident=INCIDENT)["report"]
+    reasons = {r["name"]: r["reason"] for r in report["rungs"]}
+    assert reasons["local_replica"] == "not in the runbook"
+    assert reasons["tunnel"] == "above until=evidence"
+
+
+def test_approve_all_is_refused_outside_sandbox_and_tests(
+    prefect_server: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.escalate import escalate
+
+    monkeypatch.delenv("LADDER_TEST_MODE", raising=False)
+    rb = _runbook(home, "  evidence: {}\n")
+    with pytest.raises(CheckpointError, match="approve_all is allowed only on the sandbox"):
+        escalate(runbook=str(rb), incident=INCIDENT, approve_all=True)
+
+
+def test_a_checkpoint_that_times_out_stops_the_run(prefect_server: str, home: Path) -> None:
+    from flows.escalate import escalate
+
+    rb = _runbook(home, "  evidence:\n    approval: true\n", timeout_minutes=0.05)
+    result = escalate(runbook=str(rb), incident=INCIDENT)
+    report = result["report"]
+    assert report["outcome"] == "stopped"
+    (decision,) = report["decisions"]
+    assert decision["decision"] == "stop" and decision["timed_out"]
+    assert report["rungs"][0]["status"] == "skipped"
+    assert "no answer within 3 s" in report["rungs"][0]["reason"]

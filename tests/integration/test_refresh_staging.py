@@ -1,0 +1,160 @@
+"""refresh-staging on a real Prefect server: production copied whole into staging, swapped in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ladder.errors import ConfigError
+from ladder.load import previous_copies
+from ladder.pg import Cluster, connect, create_database, drop_database
+from ladder.seed import seed_shop
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICY = ROOT / "runbooks" / "policies" / "shop.yaml"
+
+
+@pytest.fixture
+def production(pg_cluster: Cluster) -> Iterator[str]:
+    dsn = pg_cluster.dsn()
+    drop_database(dsn, "refresh_prod")
+    create_database(dsn, "refresh_prod")
+    seed_shop(pg_cluster.dsn("refresh_prod"), users=120, seed=3)
+    yield pg_cluster.dsn("refresh_prod")
+    drop_database(dsn, "refresh_prod")
+
+
+def _runbook(tmp_path: Path, env: dict, policy: str | None = str(POLICY)) -> Path:
+    (tmp_path / "env.yaml").write_text(yaml.safe_dump(env))
+    replica = {"seeds": ["users: id = ANY(:user_ids)"]}
+    if policy:
+        replica["policy"] = policy
+    book = {"name": "refresh-test", "environment": "env.yaml", "rungs": {"local_replica": replica}}
+    path = tmp_path / "runbook.yaml"
+    path.write_text(yaml.safe_dump(book))
+    return path
+
+
+def _dbs(dsn: str) -> list[str]:
+    with connect(dsn, autocommit=True) as conn:
+        return [r[0] for r in conn.execute("SELECT datname FROM pg_database")]
+
+
+def test_refresh_staging_swaps_keeps_previous_and_reports_throughput(
+    prefect_server: str,
+    pg_cluster: Cluster,
+    production: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.refresh_staging import refresh_staging
+
+    monkeypatch.setenv("LADDER_PSEUDONYM_KEY", "refresh-test-key-0123456789")
+    monkeypatch.setenv("LADDER_HOME", str(tmp_path))
+    staging = pg_cluster.dsn("refresh_staging_db")
+    runbook = _runbook(
+        tmp_path,
+        {
+            "name": "refresh-env",
+            "production_db": {"dsn": production},
+            "staging": {"database": {"dsn": staging}},
+        },
+    )
+    try:
+        first = refresh_staging(runbook=str(runbook), keep_previous=1)
+        with connect(staging) as conn:
+            assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 120
+            conn.execute("CREATE TABLE marker (x int)")
+        second = refresh_staging(runbook=str(runbook), keep_previous=1)
+        assert first["rows"] == second["rows"] and second["rows"]["public.order_items"] > 0
+        with connect(staging) as conn:
+            assert conn.execute("SELECT to_regclass('public.marker')").fetchone()[0] is None
+        assert second["previous"] == previous_copies(staging, "refresh_staging_db")
+        assert len(second["previous"]) == 1
+        with get_client(sync_client=True) as client:
+            arts = client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    key=ArtifactFilterKey(any_=["refresh-staging-refresh-env"])
+                )
+            )
+        assert arts and "rows_per_s" in str(arts[0].data)
+        assert not [d for d in _dbs(pg_cluster.dsn()) if "__ladder_" in d]
+    finally:
+        for db in _dbs(pg_cluster.dsn()):
+            if db.startswith("refresh_staging_db"):
+                drop_database(pg_cluster.dsn(), db)
+
+
+def test_refresh_staging_fails_clearly_without_staging_or_policy(
+    prefect_server: str, production: str, tmp_path: Path
+) -> None:
+    from flows.refresh_staging import refresh_staging
+
+    no_staging = _runbook(tmp_path, {"name": "bare", "production_db": {"dsn": production}})
+    with pytest.raises(ConfigError, match="has no staging"):
+        refresh_staging(runbook=str(no_staging))
+    env = {
+        "name": "bare",
+        "production_db": {"dsn": production},
+        "staging": {"database": {"dsn": production}},
+    }
+    with pytest.raises(ConfigError, match="policy"):
+        refresh_staging(runbook=str(_runbook(tmp_path, env, policy=None)))
+
+
+def test_local_replica_task_leases_the_replica_to_the_run(
+    prefect_server: str,
+    pg_cluster: Cluster,
+    production: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import UTC, datetime
+
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from ladder.config import DatabaseConfig, Environment
+    from ladder.incident import Incident
+    from ladder.leases import LeaseLedger
+    from ladder.rungs import LocalReplicaSettings
+    from tasks.local_replica import create_local_replica, default_target
+
+    monkeypatch.setenv("LADDER_PSEUDONYM_KEY", "task-test-key-0123456789abcdef")
+    monkeypatch.setenv("LADDER_HOME", str(tmp_path))
+    env = Environment(name="prod", production_db=DatabaseConfig(dsn=production))
+    incident = Incident(
+        id="INC-7", title="checkout 500s", started_at=datetime.now(UTC), params={"user_ids": [1, 2]}
+    )
+    settings = LocalReplicaSettings(
+        seeds=["users: id = ANY(:user_ids)"], whole_tables=["flipper_features", "flipper_gates"]
+    )
+    owner = "run-under-test"
+    target = default_target(production, incident, owner)
+
+    @flow
+    def climb() -> dict:
+        return create_local_replica(env, incident, settings, str(POLICY), target, owner)
+
+    summary = climb()
+    assert summary["rows"]["public.users"] == 2 and summary["validation"]["passed"]
+    assert "password" not in summary["target"]
+    with connect(target) as conn:
+        assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 2
+    with get_client(sync_client=True) as client:
+        keys = ["incident-inc-7-replica-plan", "incident-inc-7-replica-validation"]
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys))
+        )
+        assert {a.key for a in arts} == set(keys)
+    # the lead reverts the run's leases at its end: the replica database goes away
+    LeaseLedger().revert_owner(owner)
+    assert "ladder_replica_inc_7_runundert" not in _dbs(pg_cluster.dsn())
+    assert not [d for d in _dbs(pg_cluster.dsn()) if "__ladder_" in d]

@@ -2,7 +2,7 @@
 
 Every value comes from a small pool of Faker values (built once, ``use_weighting=False``) picked
 with numpy and assembled column-wise with Arrow compute; rows reach PostgreSQL as CSV ``COPY``
-streams written by a second thread while the next chunk is built. Primary keys, indexes and
+streams, sent by two writer threads over two connections while the next chunk is built. Primary keys, indexes and
 foreign keys are added after the load, then the incident's data defect is planted:
 
     the latest order of each incident customer says ``status = 'paid'`` but has no payment row,
@@ -241,13 +241,13 @@ def _load(dsn: str, batches: Iterator[Batch], counts: dict[str, int]) -> None:
 
 @dataclass(frozen=True)
 class _Pools:
-    """Faker values, each pool an Arrow array (JSON pools are pre-escaped, quotes included)."""
+    """Faker values as Arrow arrays; ``*_json`` pools hold JSON-escaped bodies (no quotes)."""
 
     first: pa.Array
     last: pa.Array
     first_slug: pa.Array
     last_slug: pa.Array
-    first_json: pa.Array  # JSON string body, no quotes
+    first_json: pa.Array
     last_json: pa.Array
     domains: pa.Array
     phones: pa.Array
@@ -326,7 +326,7 @@ class _Plan:
         n_orders = 3 * users
         order_users = rng.integers(1, users + 1, n_orders)
         slow_user = int(rng.integers(1, users + 1))
-        big = max(300, n_orders // 100)
+        big = min(n_orders // 3, max(300, n_orders // 100))
         order_users[rng.choice(n_orders, big, replace=False)] = slow_user
         per_user = np.bincount(order_users, minlength=users + 1)
         candidates = np.flatnonzero(per_user >= 2)

@@ -23,7 +23,7 @@ err = Console(stderr=True)
 DirOption = Annotated[
     Path | None,
     typer.Option(
-        "--dir", help="Sandbox directory [default: $LADDER_SANDBOX_DIR or ./.ladder/sandbox]"
+        "--dir", help="Sandbox directory (default: $LADDER_SANDBOX_DIR or ./.ladder/sandbox)."
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the sandbox as JSON.")]
@@ -34,7 +34,7 @@ def up(
     directory: DirOption = None,
     users: Annotated[int, typer.Option(min=MIN_USERS, help="Customers to seed.")] = 5000,
     requests: Annotated[
-        int | None, typer.Option(min=MIN_REQUESTS, help="Requests in the logs [default: 3000].")
+        int | None, typer.Option(min=MIN_REQUESTS, help="Requests in the logs (default: 3000).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same data.")] = 7,
     as_json: JsonOption = False,

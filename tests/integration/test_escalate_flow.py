@@ -61,7 +61,10 @@ def _runbook(tmp: Path, rungs: str, *, timeout_minutes: float = 5, until: str = 
             }
         )
     log.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    (tmp / "env.yaml").write_text(f"name: flowtest\nlogs:\n  - path: {log}\n")
+    (tmp / "env.yaml").write_text(
+        f"name: flowtest\nlogs:\n  - path: {log}\n"
+        "flipper:\n  database:\n    dsn: host=127.0.0.1 dbname=nowhere\n"
+    )
     path = tmp / "rb.yaml"
     path.write_text(
         f"name: flowtest\nenvironment: env.yaml\ncheckpoint_timeout_minutes: {timeout_minutes}\n"
@@ -83,14 +86,14 @@ def test_climbs_in_order_and_reports_every_rung(
     from flows.escalate import escalate
 
     monkeypatch.setenv("LADDER_TEST_MODE", "1")
-    rb = _runbook(home, "  evidence: {}\n  tunnel: {}\n  production_flags: {}\n")
+    rb = _runbook(home, "  evidence: {}\n  production_flags: {}\n")
     result = escalate(runbook=str(rb), incident=INCIDENT, approve_all=True)
     report = result["report"]
     statuses = {r["name"]: r["status"] for r in report["rungs"]}
     assert statuses == {
         "evidence": "done",
         "local_replica": "skipped",
-        "tunnel": "not_built",
+        "tunnel": "skipped",
         "staging_trace": "skipped",
         "production_flags": "not_built",
         "replica_app": "skipped",
@@ -106,11 +109,11 @@ def test_climbs_in_order_and_reports_every_rung(
 def test_until_and_absent_rungs_are_skipped_with_reasons(prefect_server: str, home: Path) -> None:
     from flows.escalate import escalate
 
-    rb = _runbook(home, "  evidence: {}\n  tunnel: {}\n", until="evidence")
+    rb = _runbook(home, "  evidence: {}\n  production_flags: {}\n", until="evidence")
     report = escalate(runbook=str(rb), incident=INCIDENT)["report"]
     reasons = {r["name"]: r["reason"] for r in report["rungs"]}
     assert reasons["local_replica"] == "not in the runbook"
-    assert reasons["tunnel"] == "above until=evidence"
+    assert reasons["production_flags"] == "above until=evidence"
 
 
 def test_approve_all_is_refused_outside_sandbox_and_tests(

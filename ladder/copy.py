@@ -42,7 +42,7 @@ from ladder.sanitize.registry import Transformer
 Progress = Callable[[str, int, int], None]
 
 PIPE_BLOCK = 1 << 20
-CSV_BLOCK = 8 << 20
+CSV_BLOCK = 4 << 20  # bytes of CSV parsed at a time: bounds memory per table
 QUEUE_DEPTH = 3
 PROGRESS_EVERY = 0.25  # seconds between progress calls per table
 
@@ -287,7 +287,9 @@ def _transform_stream(
         return  # no rows: pyarrow refuses an empty CSV stream
     reader = pacsv.open_csv(
         src,
-        read_options=pacsv.ReadOptions(column_names=list(copy.columns), block_size=CSV_BLOCK),
+        read_options=pacsv.ReadOptions(
+            column_names=list(copy.columns), block_size=CSV_BLOCK, use_threads=False
+        ),
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
             column_types=strings,

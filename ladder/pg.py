@@ -121,6 +121,8 @@ class Cluster:
         """Start the server on a free loopback port and wait until it accepts connections."""
         if self.running():
             return
+        if os.geteuid() == 0:
+            _ensure_traversable(self.directory)
         self.port = self.port or free_port()
         opts = (
             f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off "
@@ -166,6 +168,8 @@ class Cluster:
         """Stop the server (fast mode); a no-op when it is not running."""
         if not self.running():
             return
+        if os.geteuid() == 0:
+            _ensure_traversable(self.directory)
         res = run(
             _as_server_user(
                 [

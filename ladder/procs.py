@@ -62,11 +62,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def pid_alive(pid: int) -> bool:
-    """True when a process with ``pid`` exists."""
+    """True when a process with ``pid`` exists and is not a zombie."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        # /proc/PID/stat: "pid (comm) STATE ..."; comm may hold spaces and parentheses
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]  # noqa: SIM115
+    except (OSError, IndexError):
+        return True
+    return state != "Z"

@@ -138,5 +138,7 @@ def render_markdown(report: Report) -> str:
         lines.append("No change was made to any shared environment.")
     for r in report.rungs:
         if r.details_markdown:
-            lines += ["", f"## {r.number}. {r.title}", "", r.details_markdown.strip()]
+            details = r.details_markdown.strip()
+            heading = [] if details.startswith("## ") else [f"## {r.number}. {r.title}", ""]
+            lines += ["", *heading, details]
     return "\n".join(lines) + "\n"

@@ -26,7 +26,10 @@ _STYLE = {
 
 
 def _quiet_prefect() -> None:
+    """Prefect settings for a terminal run: no chatter, no telemetry, a patient local server."""
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # without PREFECT_API_URL Prefect starts a temporary server; 20 s is short on a busy laptop
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
@@ -85,6 +88,7 @@ def demo(
             f"  leases: {taken} taken, {taken - len(left)} reverted, "
             + ("[green]none left[/green]" if not left else f"[red]{len(left)} LEFT[/red]")
         )
+        out.print(f"  sandbox: still running in {info.directory} (`ladder sandbox down` stops it)")
     if left:
         raise typer.Exit(1)
 

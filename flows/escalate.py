@@ -16,14 +16,18 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from ladder import progress
-from ladder.config import Environment, LoadedRunbook, load_runbook, with_sandbox
+from ladder.config import Environment, LoadedRunbook, bind_environment, load_runbook
 from ladder.errors import CheckpointError, LadderError
+from ladder.evidence import to_markdown as evidence_markdown
 from ladder.incident import Incident
 from ladder.leases import LeaseLedger
 from ladder.report import Decision, LeaseRecord, Report, RungReport, now
-from ladder.rungs import LADDER, Rung, RungName, RungSettings, index
+from ladder.rungs import LADDER, LocalReplicaSettings, Rung, RungName, RungSettings, index
+from ladder.secrets import resolve_dsn
+from ladder.subset import compile_condition, parse_seed
 from tasks.checkpoints import checkpoint
 from tasks.evidence import collect_evidence
+from tasks.local_replica import create_local_replica, default_target
 from tasks.report import publish_report
 
 
@@ -63,7 +67,7 @@ def _evidence(climb: Climb, settings: RungSettings) -> RungReport:
         rung,
         "done",
         summary=summary,
-        details_markdown=_evidence_markdown(found),
+        details_markdown=evidence_markdown(found),
         data={
             "errors_in_window": found.errors_in_window,
             "requests_in_window": found.requests_in_window,
@@ -73,15 +77,58 @@ def _evidence(climb: Climb, settings: RungSettings) -> RungReport:
     )
 
 
-def _evidence_markdown(found: Any) -> str:
-    from ladder.evidence import to_markdown
+def _local_replica(climb: Climb, settings: RungSettings) -> RungReport:
+    assert isinstance(settings, LocalReplicaSettings)
+    rung = _rung("local_replica")
+    env = climb.environment
+    if env.production_db is None:
+        return _report(rung, "unavailable", reason="the environment has no production_db")
+    if settings.policy is None:
+        return _report(rung, "unavailable", reason="the runbook names no sanitization policy")
+    missing = _missing_seed_params(settings.seeds, climb.incident.params)
+    if missing:
+        return _report(
+            rung,
+            "unavailable",
+            reason=f"the incident has no {', '.join(missing)} to seed the subset with "
+            "(and the evidence rung found none)",
+        )
+    server = settings.target if settings.target is not None else env.production_db.dsn
+    target = default_target(resolve_dsn(server), climb.incident, climb.owner)
+    found = create_local_replica(
+        env,
+        climb.incident,
+        settings,
+        str(climb.loaded.resolve(settings.policy)),
+        target,
+        climb.owner,
+    )
+    rows = found["rows"]
+    summary = (
+        f"{sum(rows.values())} rows in {len(rows)} tables, sanitized and validated, "
+        f"in {found['seconds']:.1f} s → {found['target']}"
+    )
+    table = "\n".join(f"| {t} | {n} |" for t, n in rows.items())
+    details = (
+        f"Replica: `{found['target']}` (a lease: dropped when the run ends)\n\n"
+        f"Validation gate: {found['validation']['checks']} checks, "
+        f"{'passed' if found['validation']['passed'] else 'FAILED'}\n\n"
+        f"| table | rows |\n|---|---:|\n{table}"
+    )
+    return _report(rung, "done", summary=summary, details_markdown=details, data=found)
 
-    return to_markdown(found)
+
+def _missing_seed_params(seeds: list[str], params: dict[str, Any]) -> list[str]:
+    names = {
+        name for seed in seeds for name in compile_condition(parse_seed(seed).condition).params
+    }
+    return sorted(name for name in names if name not in params)
 
 
 # The rungs Ladder can climb today; the others are reported as not_built.
 RUNNERS: dict[str, Callable[[Climb, RungSettings], RungReport]] = {
     "evidence": _evidence,
+    "local_replica": _local_replica,
 }
 
 
@@ -107,13 +154,8 @@ def _automatic_approvals(approve_all: bool, env: Environment) -> str | None:
 
 
 def _bind(loaded: LoadedRunbook, incident: Incident | None) -> tuple[Environment, Incident]:
-    env = loaded.environment
-    if env.sandbox:
-        from ladder import sandbox
-
-        info = sandbox.load()
-        env = with_sandbox(env, info.production_dsn, info.staging_dsn, info.log_files)
-        incident = incident or info.incident
+    env, sandbox_incident = bind_environment(loaded)
+    incident = incident or sandbox_incident
     if incident is None:
         raise LadderError("an incident is required outside the sandbox")
     return env, incident

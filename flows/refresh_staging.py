@@ -17,28 +17,18 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
-from ladder.config import load_runbook, with_sandbox
+from ladder.config import bind_environment, load_runbook
 from ladder.errors import ConfigError
 from ladder.replica import create_replica
 from ladder.secrets import resolve_dsn
-
-
-def _environment(runbook: str) -> tuple[Any, Any]:
-    loaded = load_runbook(runbook)
-    env = loaded.environment
-    if env.sandbox:
-        from ladder import sandbox
-
-        info = sandbox.load()
-        env = with_sandbox(env, info.production_dsn, info.staging_dsn, info.log_files)
-    return loaded, env
 
 
 @flow(name="refresh-staging", description="Sanitized production data into staging.")
 def refresh_staging(runbook: str = "runbooks/demo.yaml", keep_previous: int = 1) -> dict[str, Any]:
     """Replace staging's database with a sanitized, validated copy of the production replica."""
     logger = get_run_logger()
-    loaded, env = _environment(runbook)
+    loaded = load_runbook(runbook)
+    env, _ = bind_environment(loaded)
     if env.staging is None:
         raise ConfigError(f"{loaded.environment_path}: environment {env.name!r} has no staging")
     if env.production_db is None:

@@ -8,6 +8,7 @@ references (``{env: NAME}`` / ``{secret: NAME}``), never values. Policies live i
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -327,3 +328,19 @@ def with_sandbox(
             "logs": env.logs or [LogSource(path=p) for p in log_files],
         }
     )
+
+
+def bind_environment(loaded: LoadedRunbook) -> tuple[Environment, Incident | None]:
+    """The runbook's environment ready to use, and the sandbox's incident when it is the sandbox.
+
+    On the sandbox, databases and log files come from the sandbox's state, and its own
+    pseudonymization key is offered as ``LADDER_PSEUDONYM_KEY`` unless that is already set.
+    """
+    env = loaded.environment
+    if not env.sandbox:
+        return env, None
+    from ladder import sandbox
+
+    info = sandbox.load()
+    os.environ.setdefault("LADDER_PSEUDONYM_KEY", info.pseudonym_key)
+    return with_sandbox(env, info.production_dsn, info.staging_dsn, info.log_files), info.incident

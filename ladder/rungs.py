@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ladder.secrets import Dsn
+
 RungName = Literal[
     "evidence", "local_replica", "tunnel", "staging_trace", "production_flags", "replica_app"
 ]
@@ -45,6 +47,11 @@ class LocalReplicaSettings(RungSettings):
     caps: dict[str, int] = Field(default_factory=dict, description="row cap per child table")
     whole_tables: list[str] = Field(default_factory=list, description="lookup tables copied whole")
     ttl_minutes: Minutes = Field(240, description="how long the replica database lives")
+    target: Dsn | None = Field(
+        None,
+        description="server to create the replica database on; each run gets a new database "
+        "(default: beside the source, which only the sandbox allows)",
+    )
 
 
 class TunnelSettings(RungSettings):
@@ -86,7 +93,7 @@ LADDER: tuple[Rung, ...] = (
     Rung(1, "evidence", "Evidence from logs and monitoring", "reads only", False,
          EvidenceSettings, built=True),
     Rung(2, "local_replica", "Sanitized local replica", "reads only", False,
-         LocalReplicaSettings, built=False),
+         LocalReplicaSettings, built=True),
     Rung(3, "tunnel", "SSH tunnel to a read-only replica", "reads only", True,
          TunnelSettings, built=False),
     Rung(4, "staging_trace", "Replay and trace on staging", "staging only", True,

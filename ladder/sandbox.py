@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from ladder.seed import MIN_USERS, seed_shop
 PRODUCTION_DB = "shop_production"
 STAGING_DB = "shop_staging"
 STATE_FILE = "sandbox.json"
+KEY_FILE = "pseudonym.key"
 DEFAULT_REQUESTS = 3000
 INCIDENT_ID = "sandbox-checkout-500"
 _LOG_SAMPLE = 400  # customers who appear in the logs besides the incident's
@@ -47,6 +49,15 @@ class SandboxInfo:
     running: bool
     sizes: dict[str, int] = field(default_factory=dict)
     slow_user_id: int | None = None
+
+    @property
+    def pseudonym_key(self) -> str:
+        """The sandbox's own pseudonymization key (``DIR/pseudonym.key``, made on first use)."""
+        path = self.directory / KEY_FILE
+        if not path.exists():
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
 
 
 def default_dir() -> Path:
@@ -227,7 +238,7 @@ def _remove_parts(directory: Path) -> None:
         cluster.stop()
     for name in ("pg", "logs"):
         shutil.rmtree(directory / name, ignore_errors=True)
-    for name in (STATE_FILE, STATE_FILE + ".tmp"):
+    for name in (STATE_FILE, STATE_FILE + ".tmp", KEY_FILE):
         (directory / name).unlink(missing_ok=True)
 
 

@@ -78,9 +78,7 @@ def deployments(runbook: str) -> list:
             tags=["ladder"],
         ),
         refresh.to_deployment(name="refresh-staging", cron=REFRESH_CRON, tags=["ladder"]),
-        janitor.to_deployment(
-            name="janitor", interval=JANITOR_INTERVAL_SECONDS, tags=["ladder"]
-        ),
+        janitor.to_deployment(name="janitor", interval=JANITOR_INTERVAL_SECONDS, tags=["ladder"]),
     ]
 
 

@@ -192,7 +192,10 @@ def _gx_validate(frame: Any, kinds: list[str]) -> dict[str, bool]:
     import great_expectations as gx  # 4-6 s to import: only when a gate runs
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    # GX sets INFO on some of its own loggers; a gate's chatter is not the user's business
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("great_expectations"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     batch = (

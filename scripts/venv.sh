@@ -20,7 +20,7 @@ fi
 
 if [ -n "$uv" ]; then
   echo "==> installing locked dependencies into .venv (uv)"
-  $uv sync --frozen --all-extras --python "$py" --quiet
+  $uv sync --frozen --all-extras --compile-bytecode --python "$py" --quiet
 else
   echo "==> uv not available; installing into .venv with pip (slower)"
   "$py" -m venv .venv

@@ -67,9 +67,7 @@ def demo(
     say(f"  incident [bold]{info.incident.id}[/bold]: {info.incident.title}")
     unsubscribe = None if as_json else progress.subscribe(_print_progress)
     try:
-        result = _run_escalate(
-            runbook=str(entrypoints.runbook_path("demo.yaml")), approve_all=True
-        )
+        result = _run_escalate(runbook=str(entrypoints.runbook_path("demo.yaml")), approve_all=True)
     finally:
         if unsubscribe:
             unsubscribe()
@@ -113,7 +111,11 @@ def escalate(
 
     from ladder.incident import Incident
 
-    parameters: dict[str, Any] = {"runbook": str(runbook), "until": until, "approve_all": approve_all}
+    parameters: dict[str, Any] = {
+        "runbook": str(runbook),
+        "until": until,
+        "approve_all": approve_all,
+    }
     if incident is not None:
         try:
             data = yaml.safe_load(incident.read_text())

@@ -49,10 +49,15 @@ def test_demo_climbs_the_sandbox_incident_and_leaves_no_lease(demo_env: dict[str
     report = json.loads(done.stdout)
     statuses = {r["name"]: r["status"] for r in report["rungs"]}
     assert statuses["evidence"] == "done"
+    assert statuses["local_replica"] == "done"
     assert all(s in {"done", "not_built", "unavailable"} for s in statuses.values()), statuses
     assert report["approvals"] == "automatic (sandbox)"
     assert report["outcome"] == "completed"
-    assert all(lease["state"] == "reverted" for lease in report["leases"])
+    # the replica database was leased to the run and dropped when it ended
+    assert report["leases"] and all(lease["state"] == "reverted" for lease in report["leases"])
+    replica = next(r for r in report["rungs"] if r["name"] == "local_replica")
+    assert replica["data"]["validation"]["passed"] is True
+    assert replica["data"]["rows"]["public.users"] >= 1
     assert Path(report["report_path"]).exists()
     evidence = next(r for r in report["rungs"] if r["name"] == "evidence")
     assert evidence["data"]["affected_users"], "the sandbox incident has affected customers"

@@ -3,7 +3,8 @@
 # otherwise it names what is missing and stops, so nothing half-works later.
 set -euo pipefail
 
-packages=(postgresql openssh-server ruby ruby-rbtrace puma ruby-rack ruby-flipper ruby-pg nginx-light)
+# LADDER_BOOTSTRAP_PACKAGES overrides the list (the tests use it to exercise the messages).
+read -r -a packages <<< "${LADDER_BOOTSTRAP_PACKAGES:-postgresql openssh-server ruby ruby-rbtrace puma ruby-rack ruby-flipper ruby-pg nginx-light}"
 
 missing=()
 for p in "${packages[@]}"; do

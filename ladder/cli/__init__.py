@@ -12,28 +12,17 @@ app = typer.Typer(
     add_completion=False,
 )
 
-# Sub-command groups register themselves below, one line each:
-# from ladder.cli import sandbox as _sandbox  ->  app.add_typer(_sandbox.app, name="sandbox")
-from ladder.cli import run as _run  # noqa: E402
-from ladder.cli import runbook as _runbook  # noqa: E402
-from ladder.cli import serve as _serve  # noqa: E402
+# The commands, in the order `ladder --help` lists them.
+from ladder.cli import leases, policy, replica, run, runbook, sandbox, serve  # noqa: E402
 
-app.command("demo")(_run.demo)
-app.command("escalate")(_run.escalate)
-app.command("serve")(_serve.serve)
-app.add_typer(_runbook.app, name="runbook")
-from ladder.cli import leases as _leases  # noqa: E402
-
-app.add_typer(_leases.app, name="leases")
-from ladder.cli import replica as _replica  # noqa: E402
-
-app.add_typer(_replica.app, name="replica")
-from ladder.cli import policy as _policy  # noqa: E402
-
-app.add_typer(_policy.app, name="policy")
-from ladder.cli import sandbox as _sandbox  # noqa: E402
-
-app.add_typer(_sandbox.app, name="sandbox")
+app.command("demo")(run.demo)
+app.command("escalate")(run.escalate)
+app.command("serve")(serve.serve)
+app.add_typer(sandbox.app, name="sandbox")
+app.add_typer(runbook.app, name="runbook")
+app.add_typer(policy.app, name="policy")
+app.add_typer(replica.app, name="replica")
+app.add_typer(leases.app, name="leases")
 
 
 def main() -> None:

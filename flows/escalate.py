@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -18,16 +18,21 @@ from prefect.runtime import flow_run
 from ladder import progress
 from ladder.config import Environment, LoadedRunbook, bind_environment, load_runbook
 from ladder.errors import CheckpointError, LadderError
-from ladder.evidence import to_markdown as evidence_markdown
 from ladder.incident import Incident
 from ladder.leases import LeaseLedger
 from ladder.report import Decision, LeaseRecord, Report, RungReport, now
-from ladder.rungs import LADDER, LocalReplicaSettings, Rung, RungName, RungSettings, index
-from ladder.secrets import resolve_dsn
-from ladder.subset import compile_condition, parse_seed
+from ladder.rungs import (
+    LADDER,
+    RUNGS,
+    EvidenceSettings,
+    LocalReplicaSettings,
+    Rung,
+    RungName,
+    RungSettings,
+)
 from tasks.checkpoints import checkpoint
-from tasks.evidence import collect_evidence
-from tasks.local_replica import create_local_replica, default_target
+from tasks.evidence import evidence_rung
+from tasks.local_replica import local_replica_rung
 from tasks.report import publish_report
 
 
@@ -39,90 +44,21 @@ class Climb:
     environment: Environment
     incident: Incident
     owner: str
-    found: dict[str, Any] = field(default_factory=dict)
 
 
 def _evidence(climb: Climb, settings: RungSettings) -> RungReport:
-    rung = _rung("evidence")
-    if not climb.environment.logs:
-        return _report(
-            rung,
-            "unavailable",
-            reason="the environment has no log files "
-            "(Sentry and Datadog connectors are not built yet)",
-        )
-    found = collect_evidence(climb.environment, climb.incident, settings)
-    climb.found["evidence"] = found
-    users = found.affected_users
+    assert isinstance(settings, EvidenceSettings)
+    rr = evidence_rung(climb.environment, climb.incident, settings)
+    users = rr.data.get("affected_users")
     if users and "user_ids" not in climb.incident.params:
-        climb.incident.params["user_ids"] = users
-    top = found.error_groups[0] if found.error_groups else None
-    summary = (
-        f"{found.errors_in_window} errors in {found.requests_in_window} requests; "
-        f"{len(found.error_groups)} error groups"
-        + (f", top: {top.exception_class} at {top.top_frame} ({top.count}x)" if top else "")
-        + f"; {len(users)} affected users"
-    )
-    return _report(
-        rung,
-        "done",
-        summary=summary,
-        details_markdown=evidence_markdown(found),
-        data={
-            "errors_in_window": found.errors_in_window,
-            "requests_in_window": found.requests_in_window,
-            "error_groups": len(found.error_groups),
-            "affected_users": users,
-        },
-    )
+        climb.incident.params["user_ids"] = users  # rung 2 seeds its subset with them
+    return rr
 
 
 def _local_replica(climb: Climb, settings: RungSettings) -> RungReport:
     assert isinstance(settings, LocalReplicaSettings)
-    rung = _rung("local_replica")
-    env = climb.environment
-    if env.production_db is None:
-        return _report(rung, "unavailable", reason="the environment has no production_db")
-    if settings.policy is None:
-        return _report(rung, "unavailable", reason="the runbook names no sanitization policy")
-    missing = _missing_seed_params(settings.seeds, climb.incident.params)
-    if missing:
-        return _report(
-            rung,
-            "unavailable",
-            reason=f"the incident has no {', '.join(missing)} to seed the subset with "
-            "(and the evidence rung found none)",
-        )
-    server = settings.target if settings.target is not None else env.production_db.dsn
-    target = default_target(resolve_dsn(server), climb.incident, climb.owner)
-    found = create_local_replica(
-        env,
-        climb.incident,
-        settings,
-        str(climb.loaded.resolve(settings.policy)),
-        target,
-        climb.owner,
-    )
-    rows = found["rows"]
-    summary = (
-        f"{sum(rows.values())} rows in {len(rows)} tables, sanitized and validated, "
-        f"in {found['seconds']:.1f} s → {found['target']}"
-    )
-    table = "\n".join(f"| {t} | {n} |" for t, n in rows.items())
-    details = (
-        f"Replica: `{found['target']}` (a lease: dropped when the run ends)\n\n"
-        f"Validation gate: {found['validation']['checks']} checks, "
-        f"{'passed' if found['validation']['passed'] else 'FAILED'}\n\n"
-        f"| table | rows |\n|---|---:|\n{table}"
-    )
-    return _report(rung, "done", summary=summary, details_markdown=details, data=found)
-
-
-def _missing_seed_params(seeds: list[str], params: dict[str, Any]) -> list[str]:
-    names = {
-        name for seed in seeds for name in compile_condition(parse_seed(seed).condition).params
-    }
-    return sorted(name for name in names if name not in params)
+    policy = str(climb.loaded.resolve(settings.policy)) if settings.policy else None
+    return local_replica_rung(climb.environment, climb.incident, settings, policy, climb.owner)
 
 
 # The rungs Ladder can climb today; the others are reported as not_built.
@@ -130,14 +66,6 @@ RUNNERS: dict[str, Callable[[Climb, RungSettings], RungReport]] = {
     "evidence": _evidence,
     "local_replica": _local_replica,
 }
-
-
-def _rung(name: str) -> Rung:
-    return LADDER[index(name)]
-
-
-def _report(rung: Rung, status: str, **kw: Any) -> RungReport:
-    return RungReport(number=rung.number, name=rung.name, title=rung.title, status=status, **kw)
 
 
 def _automatic_approvals(approve_all: bool, env: Environment) -> str | None:
@@ -237,7 +165,7 @@ def escalate(
                 break
         for rung in LADDER[len(report.rungs) :]:
             report.rungs.append(
-                _report(rung, "skipped", reason="not reached: an earlier rung failed")
+                RungReport.of(rung, "skipped", reason="not reached: an earlier rung failed")
             )
     except BaseException as exc:
         failure = exc
@@ -265,18 +193,18 @@ def _climb_one(
 ) -> RungReport:
     settings = climb.loaded.runbook.rungs.settings(rung.name)
     if stopped_by is not None:
-        return _report(
+        return RungReport.of(
             rung,
             "skipped",
             reason=f"the run was stopped at {stopped_by.rung} by {stopped_by.approver}",
         )
     if settings is None:
-        return _report(rung, "skipped", reason="not in the runbook")
-    if highest is None or rung.number > _rung(highest).number:
-        return _report(rung, "skipped", reason=f"above until={highest}")
+        return RungReport.of(rung, "skipped", reason="not in the runbook")
+    if highest is None or rung.number > RUNGS[highest].number:
+        return RungReport.of(rung, "skipped", reason=f"above until={highest}")
     runner = RUNNERS.get(rung.name)
     if runner is None:
-        return _report(rung, "not_built", reason="not built yet in this version of Ladder")
+        return RungReport.of(rung, "not_built", reason="not built yet in this version of Ladder")
     needs_approval = rung.approval_by_default if settings.approval is None else settings.approval
     if needs_approval:
         progress.emit("checkpoint", rung=rung.name)
@@ -291,15 +219,15 @@ def _climb_one(
         if decision.decision != "approve":
             verb = "stopped" if decision.decision == "stop" else "skipped"
             why = f": {decision.reason}" if decision.reason else ""
-            return _report(rung, "skipped", reason=f"{verb} by {decision.approver}{why}")
+            return RungReport.of(rung, "skipped", reason=f"{verb} by {decision.approver}{why}")
     started = now()
     try:
         rr = runner(climb, settings)
     except LadderError as exc:
-        rr = _report(rung, "failed", reason=f"{type(exc).__name__}: {exc}")
+        rr = RungReport.of(rung, "failed", reason=f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # a bug, not a refusal: keep the traceback in the run's logs
         get_run_logger().exception("rung %s failed", rung.name)
-        rr = _report(rung, "failed", reason=f"unexpected {type(exc).__name__}: {exc}")
+        rr = RungReport.of(rung, "failed", reason=f"unexpected {type(exc).__name__}: {exc}")
     rr.started_at, rr.finished_at = started, now()
     return rr
 

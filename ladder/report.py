@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from ladder.incident import Incident
+from ladder.rungs import Rung
 
 RungStatus = Literal["done", "skipped", "not_built", "unavailable", "failed"]
 DecisionKind = Literal["approve", "skip", "stop"]
@@ -41,6 +42,11 @@ class RungReport(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+    @classmethod
+    def of(cls, rung: Rung, status: RungStatus, **fields: Any) -> RungReport:
+        """The report of ``rung`` with ``status`` (and summary, reason, details, data)."""
+        return cls(number=rung.number, name=rung.name, title=rung.title, status=status, **fields)
 
 
 class LeaseRecord(BaseModel):

@@ -9,7 +9,8 @@ from prefect.cache_policies import NO_CACHE
 from ladder import evidence
 from ladder.config import Environment
 from ladder.incident import Incident
-from ladder.rungs import EvidenceSettings
+from ladder.report import RungReport
+from ladder.rungs import RUNGS, EvidenceSettings
 from tasks.naming import artifact_key
 
 
@@ -37,3 +38,37 @@ def collect_evidence(
             description=f"Error groups in the window of {incident.id}",
         )
     return found
+
+
+def evidence_rung(
+    environment: Environment, incident: Incident, settings: EvidenceSettings
+) -> RungReport:
+    """Rung 1 as the report shows it: what the logs say about the incident window."""
+    rung = RUNGS["evidence"]
+    if not environment.logs:
+        return RungReport.of(
+            rung,
+            "unavailable",
+            reason="the environment has no log files "
+            "(Sentry and Datadog connectors are not built yet)",
+        )
+    found = collect_evidence(environment, incident, settings)
+    top = found.error_groups[0] if found.error_groups else None
+    summary = (
+        f"{found.errors_in_window} errors in {found.requests_in_window} requests; "
+        f"{len(found.error_groups)} error groups"
+        + (f", top: {top.exception_class} at {top.top_frame} ({top.count}x)" if top else "")
+        + f"; {len(found.affected_users)} affected users"
+    )
+    return RungReport.of(
+        rung,
+        "done",
+        summary=summary,
+        details_markdown=evidence.to_markdown(found),
+        data={
+            "errors_in_window": found.errors_in_window,
+            "requests_in_window": found.requests_in_window,
+            "error_groups": len(found.error_groups),
+            "affected_users": found.affected_users,
+        },
+    )

@@ -25,8 +25,10 @@ from ladder.leases import LeaseLedger
 from ladder.load import target_dbname
 from ladder.pg import with_dbname
 from ladder.replica import ReplicaResult, create_replica, lease_server
-from ladder.rungs import LocalReplicaSettings
+from ladder.report import RungReport
+from ladder.rungs import RUNGS, LocalReplicaSettings
 from ladder.secrets import resolve_dsn
+from ladder.subset import compile_condition, parse_seed
 from tasks.naming import artifact_key
 
 PROGRESS_EVERY = 1.0  # seconds between progress artifact updates
@@ -159,3 +161,50 @@ def create_local_replica(
 def default_target(source_dsn: str, incident: Incident, owner: str) -> str:
     """A throwaway database on the same server as ``source_dsn`` (the sandbox's cluster)."""
     return with_dbname(source_dsn, replica_dbname(incident.id, owner))
+
+
+def local_replica_rung(
+    environment: Environment,
+    incident: Incident,
+    settings: LocalReplicaSettings,
+    policy_path: str | None,
+    owner: str,
+) -> RungReport:
+    """Rung 2 as the report shows it: a sanitized replica of the incident's rows, leased."""
+    rung = RUNGS["local_replica"]
+    if environment.production_db is None:
+        return RungReport.of(rung, "unavailable", reason="the environment has no production_db")
+    if policy_path is None:
+        return RungReport.of(rung, "unavailable", reason="the runbook names no sanitization policy")
+    missing = missing_seed_params(settings.seeds, incident.params)
+    if missing:
+        return RungReport.of(
+            rung,
+            "unavailable",
+            reason=f"the incident has no {', '.join(missing)} to seed the subset with "
+            "(and the evidence rung found none)",
+        )
+    server = settings.target if settings.target is not None else environment.production_db.dsn
+    target = default_target(resolve_dsn(server), incident, owner)
+    found = create_local_replica(environment, incident, settings, policy_path, target, owner)
+    rows = found["rows"]
+    summary = (
+        f"{sum(rows.values())} rows in {len(rows)} tables, sanitized and validated, "
+        f"in {found['seconds']:.1f} s → {found['target']}"
+    )
+    table = "\n".join(f"| {t} | {n} |" for t, n in rows.items())
+    details = (
+        f"Replica: `{found['target']}` (a lease: dropped when the run ends)\n\n"
+        f"Validation gate: {found['validation']['checks']} checks, "
+        f"{'passed' if found['validation']['passed'] else 'FAILED'}\n\n"
+        f"| table | rows |\n|---|---:|\n{table}"
+    )
+    return RungReport.of(rung, "done", summary=summary, details_markdown=details, data=found)
+
+
+def missing_seed_params(seeds: list[str], params: dict[str, Any]) -> list[str]:
+    """The ``:params`` the seed conditions use that ``params`` does not supply."""
+    names = {
+        name for seed in seeds for name in compile_condition(parse_seed(seed).condition).params
+    }
+    return sorted(name for name in names if name not in params)

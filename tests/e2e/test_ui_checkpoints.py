@@ -226,3 +226,29 @@ def test_stop_at_a_checkpoint_reverts_the_runs_leases(
     assert report["rungs"][0]["status"] == "skipped"
     assert "stopped by bo" in report["rungs"][0]["reason"]
     assert [lease["state"] for lease in report["leases"]] == ["reverted"]
+
+
+def test_cancelling_a_paused_run_reverts_its_leases(
+    served: dict[str, str], runbook_file: Path, pg_cluster: Cluster
+) -> None:
+    from prefect.states import Cancelling
+
+    run_id = _start_run(runbook_file)
+    _wait_state(run_id, {"PAUSED"})
+    ledger = LeaseLedger(served["LADDER_LEDGER_URL"])
+    lease = ledger.take(
+        "postgres_database",
+        "e2e_cancelled",
+        owner=str(run_id),
+        ttl=timedelta(hours=1),
+        undo={"server": pg_cluster.dsn(), "dbname": "e2e_cancelled"},
+    )
+    create_database(pg_cluster.dsn(), "e2e_cancelled")
+    ledger.activate(lease.id)
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(run_id, Cancelling(), force=True)
+    deadline = time.monotonic() + 60
+    while ledger.get(lease.id).state != "reverted" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ledger.get(lease.id).state == "reverted"
+    assert not database_exists(pg_cluster.dsn(), "e2e_cancelled")

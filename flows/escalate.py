@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
 
 from ladder import progress
@@ -33,7 +34,7 @@ from ladder.rungs import (
 from tasks.checkpoints import checkpoint
 from tasks.evidence import evidence_rung
 from tasks.local_replica import local_replica_rung
-from tasks.report import publish_report
+from tasks.report import publish_report, report_stem
 
 
 @dataclass
@@ -111,16 +112,49 @@ def _revert_leases(owner: str) -> list[LeaseRecord]:
     ]
 
 
-def _revert_hook(flow: Any, run: Any, state: Any) -> None:
-    """Cancellation/crash hook: revert what the run leased (the janitor covers a SIGKILL)."""
-    LeaseLedger().revert_owner(str(run.id))
+def _on_cancellation(flow: Any, run: Any, state: Any) -> None:
+    _after_cancel_or_crash(run, state, "cancelled")
+
+
+def _on_crashed(flow: Any, run: Any, state: Any) -> None:
+    _after_cancel_or_crash(run, state, "failed")
+
+
+def _after_cancel_or_crash(run: Any, state: Any, outcome: str) -> None:
+    """Hook for a cancelled or crashed run: revert its leases and leave a short report.
+
+    It runs where the run was managed (the runner), not in the killed process; a SIGKILLed
+    worker runs no hook at all, and the janitor reverts its leases when they expire.
+    """
+    owner = str(run.id)
+    leases = _revert_leases(owner)
+    params = run.parameters or {}
+    try:
+        loaded = load_runbook(params.get("runbook", "runbooks/demo.yaml"))
+        incident = params.get("incident")
+        env, incident = _bind(loaded, Incident.model_validate(incident) if incident else None)
+    except LadderError:
+        return  # nothing to name the report after; the leases are reverted all the same
+    if report_stem(incident.id, owner).with_suffix(".json").exists():
+        return  # the run's own process wrote the full report on its way out
+    report = Report(
+        incident=incident,
+        runbook=loaded.runbook.name,
+        environment=env.name,
+        flow_run_id=owner,
+        outcome=outcome,
+        error=state.message,
+        leases=leases,
+        finished_at=now(),
+    )
+    publish_report.fn(report)
 
 
 @flow(
     name="escalate-incident",
     description="Climb the production-debugging ladder for one incident.",
-    on_cancellation=[_revert_hook],
-    on_crashed=[_revert_hook],
+    on_cancellation=[_on_cancellation],
+    on_crashed=[_on_crashed],
 )
 def escalate(
     runbook: str = "runbooks/demo.yaml",
@@ -148,7 +182,7 @@ def escalate(
     )
     highest = until or loaded.runbook.highest()
     timeout = int(loaded.runbook.checkpoint_timeout_minutes * 60)
-    failure: BaseException | None = None
+    failure = False
     try:
         stopped_by: Decision | None = None
         for rung in LADDER:
@@ -167,8 +201,12 @@ def escalate(
             report.rungs.append(
                 RungReport.of(rung, "skipped", reason="not reached: an earlier rung failed")
             )
+    except TerminationSignal:
+        failure = True
+        report.outcome = "cancelled"
+        raise
     except BaseException as exc:
-        failure = exc
+        failure = True
         report.outcome = "failed"
         report.error = f"{type(exc).__name__}: {exc}"
         raise
@@ -177,7 +215,7 @@ def escalate(
         report.finished_at = now()
         path = publish_report(report)
         progress.emit("report", path=path, report=report)
-        if failure is None and report.outcome == "failed":
+        if not failure and report.outcome == "failed":
             raise LadderError(f"incident {incident.id}: {report.error} (report: {path})")
     return {"report_path": path, "report": report.model_dump(mode="json")}
 

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
 from ladder.connectors.logfiles import LogSource, ParseStats, read_requests
+from ladder.markdown import cell, code_block, table_row
 
 __all__ = [
     "EndpointLatency", "ErrorGroup", "Evidence", "SampleRequest", "collect", "error_rows",
@@ -378,6 +380,7 @@ def _sample(row: dict[str, Any]) -> SampleRequest:
 # --- presentation --------------------------------------------------------------------------------
 
 _TABLE_ROWS = 15
+_T = TypeVar("_T")
 
 
 def error_rows(ev: Evidence) -> list[dict[str, Any]]:
@@ -434,33 +437,22 @@ def to_markdown(ev: Evidence) -> str:
         lines.append(f"- {ev.skipped_lines} malformed log lines skipped")
     lines += ["", "### Error groups", ""]
     if ev.error_groups:
-        lines += [
+        lines += _table(
             "| count | in baseline | exception | message | top frame | users | first seen | last seen |",
             "|---:|---:|---|---|---|---:|---|---|",
-        ]
-        for g in ev.error_groups[:_TABLE_ROWS]:
-            cells = [
-                str(g.count), str(g.baseline_count), g.exception_class, _short(g.message, 120),
-                g.top_frame or "—", str(len(g.users)), _when(g.first_seen), _when(g.last_seen),
-            ]  # fmt: skip
-            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-        lines += _more(len(ev.error_groups))
+            ev.error_groups,
+            _group_cells,
+        )
     else:
         lines.append("No failed requests in the window.")
     lines += ["", "### Latency against the baseline", ""]
     if ev.latency:
-        lines += [
+        lines += _table(
             "| endpoint | requests | p50 ms | p95 ms | p99 ms | baseline p95 ms | p95 vs baseline |",
             "|---|---:|---:|---:|---:|---:|---:|",
-        ]
-        for r in ev.latency[:_TABLE_ROWS]:
-            ratio = f"{r.p95_ratio:.2f}x" if r.p95_ratio is not None else "new"
-            cells = [
-                r.endpoint, str(r.requests), f"{r.p50_ms:.0f}", f"{r.p95_ms:.0f}", f"{r.p99_ms:.0f}",
-                _fmt(r.baseline_p95_ms), ratio,
-            ]  # fmt: skip
-            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-        lines += _more(len(ev.latency))
+            ev.latency,
+            _latency_cells,
+        )
     else:
         lines.append("No requests in the window.")
     lines += ["", "### Affected users", ""]
@@ -477,7 +469,7 @@ def to_markdown(ev: Evidence) -> str:
         lines += ["", "### Sample requests (scrubbed)", ""]
         for n, s in enumerate(ev.samples[:3], 1):
             title = f"{s.status or '—'} {s.endpoint or '(unknown endpoint)'} at {_when(s.time)}"
-            lines += [f"{n}. {_cell(title)}, request id `{s.request_id or '—'}`", ""]
+            lines += [f"{n}. {cell(title)}, request id `{s.request_id or '—'}`", ""]
             body = [f"duration: {_fmt(s.duration_ms)} ms"]
             if s.params:
                 body.append(f"params: {s.params}")
@@ -485,7 +477,7 @@ def to_markdown(ev: Evidence) -> str:
                 body.append(f"exception: {s.exception}")
             if s.backtrace:
                 body.append("backtrace:\n" + "\n".join(s.backtrace.split("\n")[:8]))
-            lines += [*_code_block("\n".join(body)), ""]
+            lines += [*code_block("\n".join(body)), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -506,9 +498,26 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _cell(text: str) -> str:
-    """Text safe inside a Markdown table cell."""
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("\n", " ")
+def _table(
+    head: str, rule: str, items: Sequence[_T], cells: Callable[[_T], list[str]]
+) -> list[str]:
+    """A Markdown table of the first ``_TABLE_ROWS`` items, then a note of how many more there are."""
+    return [head, rule, *(table_row(cells(i)) for i in items[:_TABLE_ROWS]), *_more(len(items))]
+
+
+def _group_cells(g: ErrorGroup) -> list[str]:
+    return [
+        str(g.count), str(g.baseline_count), g.exception_class, _short(g.message, 120),
+        g.top_frame or "—", str(len(g.users)), _when(g.first_seen), _when(g.last_seen),
+    ]  # fmt: skip
+
+
+def _latency_cells(r: EndpointLatency) -> list[str]:
+    ratio = f"{r.p95_ratio:.2f}x" if r.p95_ratio is not None else "new"
+    return [
+        r.endpoint, str(r.requests), f"{r.p50_ms:.0f}", f"{r.p95_ms:.0f}", f"{r.p99_ms:.0f}",
+        _fmt(r.baseline_p95_ms), ratio,
+    ]  # fmt: skip
 
 
 def _more(total: int) -> list[str]:
@@ -517,9 +526,3 @@ def _more(total: int) -> list[str]:
         if total > _TABLE_ROWS
         else []
     )
-
-
-def _code_block(text: str) -> list[str]:
-    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return [f"{fence}text", text, fence]

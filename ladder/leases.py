@@ -28,25 +28,28 @@ from __future__ import annotations
 import builtins
 import importlib
 import os
-import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
-import psycopg
 import sqlalchemy as sa
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ladder._ledger_store import TABLE_NAME, default_url, leases_table, make_engine, metadata
+from ladder._secret_scan import check_no_secrets
 from ladder.errors import LeaseError
 from ladder.secrets import Dsn, resolve_dsn
 
-TABLE_NAME = "ladder_leases"
+__all__ = [
+    "OPEN_STATES", "TABLE_NAME", "UNDO_MODULES", "Lease", "LeaseLedger", "LeaseState",
+    "PostgresDatabaseUndo", "UndoFn", "check_no_secrets", "default_url", "leased", "leases_table",
+    "register_undo", "undo_kinds",
+]  # fmt: skip
 
 #: Modules that register undo kinds outside this one. The janitor imports them on demand, so a
 #: process that never imported a connector can still revert its leases. ``LADDER_UNDO_MODULES``
@@ -154,139 +157,7 @@ def _undo_kind(kind: str) -> _UndoKind:
     return _UNDO[kind]
 
 
-# --- secrets never land in the ledger ------------------------------------------------------
-
-_URL_PASSWORD = re.compile(r"://[^/@\s:]*:[^/@\s]+@")
-_CONNINFO_KEY = re.compile(r"(?:^|\s)(host|hostaddr|port|dbname|user|password|service)\s*=")
-_PG_URI = re.compile(r"^postgres(?:ql)?://", re.IGNORECASE)
-_SECRET_KEYS = {"password", "passwd", "pgpassword", "private_key", "api_key", "secret_key"}
-
-
-def _holds_password(text: str) -> bool:
-    if _URL_PASSWORD.search(text):
-        return True
-    if _PG_URI.match(text) or _CONNINFO_KEY.search(text):
-        try:
-            return "password" in conninfo_to_dict(text)
-        except psycopg.Error:  # not a parseable DSN after all: fall back to the keyword
-            return re.search(r"\bpassword\s*=", text, re.IGNORECASE) is not None
-    return False
-
-
-def _find_secret(value: Any, path: str) -> str | None:
-    """The path of the first password in ``value``, or None."""
-    if isinstance(value, str):
-        return path if _holds_password(value) else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            sub = f"{path}.{key}" if path else str(key)
-            secret_key = str(key).lower() in _SECRET_KEYS
-            if secret_key and not isinstance(item, dict) and item not in (None, ""):
-                return sub
-            found = _find_secret(item, sub)
-            if found:
-                return found
-    if isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            found = _find_secret(item, f"{path}[{i}]")
-            if found:
-                return found
-    return None
-
-
-def check_no_secrets(kind: str, target: str, description: str, undo: dict[str, Any]) -> None:
-    """Refuse (LeaseError) a lease whose text or undo payload holds a password."""
-    for name, value in (("target", target), ("description", description)):
-        if _find_secret(value, name):
-            raise LeaseError(
-                f"lease {kind}: {name} holds a password; secrets never go in the ledger"
-            )
-    where = _find_secret(undo, "")
-    if where:
-        raise LeaseError(
-            f"lease {kind}: undo payload at '{where}' holds a password; secrets never go in the "
-            'ledger: name a secret reference ({"env": NAME} or {"secret": NAME}) instead'
-        )
-
-
-# --- storage -------------------------------------------------------------------------------
-
-
-class _UtcDateTime(sa.types.TypeDecorator[datetime]):
-    """Aware UTC datetimes on every backend (SQLite stores them naive)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-_metadata = sa.MetaData()
-leases_table = sa.Table(
-    TABLE_NAME,
-    _metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("kind", sa.String(100), nullable=False),
-    sa.Column("target", sa.String(500), nullable=False),
-    sa.Column("description", sa.Text, nullable=False, default=""),
-    sa.Column("owner", sa.String(200), nullable=False, index=True),
-    sa.Column("created_at", _UtcDateTime, nullable=False),
-    sa.Column("expires_at", _UtcDateTime, nullable=False, index=True),
-    sa.Column("state", sa.String(20), nullable=False, index=True),
-    sa.Column("undo", sa.JSON, nullable=False),
-    sa.Column("outcome", sa.Text, nullable=True),
-    sa.Column("reverted_at", _UtcDateTime, nullable=True),
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
-)
-
-
-def default_url() -> str:
-    """``LADDER_LEDGER_URL``, else a SQLite file in ``$LADDER_HOME`` (default ``./.ladder``)."""
-    url = os.environ.get("LADDER_LEDGER_URL")
-    if url:
-        return url
-    home = Path(os.environ.get("LADDER_HOME") or ".ladder").absolute()
-    return f"sqlite:///{home / 'leases.db'}"
-
-
-def _make_engine(url: str) -> sa.Engine:
-    # psycopg 3 is the driver Ladder ships; a bare postgresql:// would ask for psycopg2.
-    url = re.sub(r"^postgres(?:ql)?://", "postgresql+psycopg://", url)
-    try:
-        parsed = sa.make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise LeaseError(f"not a ledger URL: {exc}") from None
-    if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(parsed, pool_pre_ping=True)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(parsed)
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (see below)
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA busy_timeout = 30000")
-        cur.execute("PRAGMA journal_mode = WAL")
-        cur.execute("PRAGMA synchronous = NORMAL")
-        cur.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def _on_begin(conn: sa.Connection) -> None:
-        # Take the write lock up front: a deferred BEGIN that later upgrades can fail with
-        # "database is locked" without waiting for the busy timeout.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
+# --- rows and errors ---------------------------------------------------------------------
 
 
 def _problems(exc: ValidationError) -> str:
@@ -329,10 +200,10 @@ class LeaseLedger:
     """
 
     def __init__(self, url: str | None = None) -> None:
-        self.engine = _make_engine(url or default_url())
+        self.engine = make_engine(url or default_url())
         self.url = self.engine.url.render_as_string(hide_password=True)
         with self._errors("open"):
-            _metadata.create_all(self.engine, checkfirst=True)
+            metadata.create_all(self.engine, checkfirst=True)
 
     def __repr__(self) -> str:
         return f"LeaseLedger({self.url!r})"

@@ -1,4 +1,6 @@
-"""The sandbox's "production" shop: a Rails-like schema and fast, reproducible fake data.
+"""The sandbox's "production" shop: fast, reproducible fake data loaded into its schema.
+
+The schema (DDL, keys, indexes) lives in :mod:`ladder.shop_schema`.
 
 Every value comes from a small pool of Faker values (built once, ``use_weighting=False``) picked
 with numpy and assembled column-wise with Arrow compute; rows reach PostgreSQL as CSV ``COPY``
@@ -13,7 +15,6 @@ Everywhere else a non-pending order has exactly one payment.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import time
@@ -31,92 +32,12 @@ import pyarrow.csv as pacsv
 from faker import Faker
 from psycopg import sql
 
-from ladder.errors import SandboxError
 from ladder.pg import connect
+from ladder.shop_schema import TABLES, add_constraints, create_tables, drop_schema
 
 MIN_USERS = 50
 CHUNK_ROWS = 400_000
 Progress = Callable[[str], None]
-
-TABLES = ("users", "accounts", "orders", "order_items", "payments")
-
-_SCHEMA = """
-CREATE TABLE schema_migrations (version character varying NOT NULL PRIMARY KEY);
-CREATE TABLE users (
-    id bigserial NOT NULL,
-    email character varying NOT NULL,
-    first_name character varying,
-    last_name character varying,
-    phone character varying,
-    created_at timestamp(6) without time zone NOT NULL,
-    updated_at timestamp(6) without time zone NOT NULL,
-    last_sign_in_ip inet,
-    notes text,
-    preferences jsonb DEFAULT '{}'::jsonb NOT NULL
-);
-CREATE TABLE accounts (
-    id bigserial NOT NULL,
-    user_id bigint NOT NULL,
-    plan character varying NOT NULL,
-    company_name character varying,
-    billing_address text,
-    created_at timestamp(6) without time zone NOT NULL
-);
-CREATE TABLE orders (
-    id bigserial NOT NULL,
-    user_id bigint NOT NULL,
-    account_id bigint,
-    status character varying NOT NULL,
-    total_cents bigint DEFAULT 0 NOT NULL,
-    currency character varying DEFAULT 'USD' NOT NULL,
-    shipping_address text,
-    notes text,
-    created_at timestamp(6) without time zone NOT NULL
-);
-CREATE TABLE order_items (
-    id bigserial NOT NULL,
-    order_id bigint NOT NULL,
-    sku character varying NOT NULL,
-    product_name character varying NOT NULL,
-    quantity integer NOT NULL,
-    unit_price_cents bigint NOT NULL
-);
-CREATE TABLE payments (
-    id bigserial NOT NULL,
-    order_id bigint NOT NULL,
-    amount_cents bigint NOT NULL,
-    card_brand character varying,
-    card_last4 character varying,
-    status character varying NOT NULL,
-    processor_response jsonb,
-    created_at timestamp(6) without time zone NOT NULL
-);
-CREATE TABLE flipper_features (
-    id bigserial PRIMARY KEY,
-    key character varying NOT NULL,
-    created_at timestamp(6) without time zone NOT NULL,
-    updated_at timestamp(6) without time zone NOT NULL
-);
-CREATE UNIQUE INDEX index_flipper_features_on_key ON flipper_features (key);
-CREATE TABLE flipper_gates (
-    id bigserial PRIMARY KEY,
-    feature_key character varying NOT NULL,
-    key character varying NOT NULL,
-    value text,
-    created_at timestamp(6) without time zone NOT NULL,
-    updated_at timestamp(6) without time zone NOT NULL
-);
-CREATE UNIQUE INDEX index_flipper_gates_on_feature_key_and_key_and_value
-    ON flipper_gates (feature_key, key, value);
-"""
-
-_FOREIGN_KEYS = (  # largest first: they are validated two at a time
-    ("order_items", "order_id", "orders"),
-    ("payments", "order_id", "orders"),
-    ("orders", "user_id", "users"),
-    ("orders", "account_id", "accounts"),
-    ("accounts", "user_id", "users"),
-)
 
 FLIPPER_GATES = (("checkout_v2", "boolean", "true"), ("search_v2", "percentage_of_actors", "25"))
 
@@ -166,7 +87,7 @@ def seed_shop(
         with connect(dsn) as conn:
             _small_tables(conn, rng, now)
         say("adding primary keys, indexes and foreign keys")
-        _add_constraints(dsn)
+        add_constraints(dsn)
         with connect(dsn) as conn:
             for table in TABLES:
                 conn.execute(
@@ -183,36 +104,25 @@ def seed_shop(
         with connect(dsn, autocommit=True) as conn:
             conn.execute("ANALYZE")
     except BaseException:
-        _drop_schema(dsn)
+        drop_schema(dsn)
         raise
     seconds = time.perf_counter() - started
     say(f"seeded {sum(counts.values()):,} rows in {seconds:.1f} s")
     return SeedResult(counts, plan.incident_user_ids, plan.slow_user_id, seconds)
 
 
-_ALL_TABLES = (*TABLES, "schema_migrations", "flipper_features", "flipper_gates")
 _STREAM_OF = {"users": 0, "order_items": 0, "accounts": 1, "orders": 1, "payments": 1}
 
 
 def _create_schema(dsn: str) -> None:
     with connect(dsn) as conn:
-        exists = conn.execute("SELECT to_regclass('public.users') IS NOT NULL").fetchone()
-        if exists and exists[0]:
-            raise SandboxError("the target database already has a users table: seed an empty one")
-        conn.execute(_SCHEMA)
+        create_tables(conn)
         for table in TABLES:  # the load ends with ANALYZE; vacuum can wait until it is over
             conn.execute(
                 sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = false)").format(
                     sql.Identifier(table)
                 )
             )
-
-
-def _drop_schema(dsn: str) -> None:
-    """Undo a failed seed, so that the database is empty again."""
-    with connect(dsn, autocommit=True) as conn:
-        for table in reversed(_ALL_TABLES):
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(table)))
 
 
 def _load(dsn: str, batches: Iterator[Batch], counts: dict[str, int]) -> None:
@@ -615,75 +525,6 @@ def _copy(conn: psycopg.Connection, table: str, batch: pa.Table) -> None:
         view = memoryview(data)
         for i in range(0, len(view), 1 << 20):
             copy.write(view[i : i + (1 << 20)])
-
-
-def _add_constraints(dsn: str) -> None:
-    """Primary keys, the unique email, an index on every foreign key column, the foreign keys.
-
-    Two connections share the work: first the indexes table by table, then the foreign keys,
-    added ``NOT VALID`` and validated side by side (validation locks do not conflict).
-    """
-    per_table: dict[str, list[sql.Composable]] = {
-        t: [
-            sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY (id)").format(
-                sql.Identifier(t), sql.Identifier(f"{t}_pkey")
-            )
-        ]
-        for t in TABLES
-    }
-    per_table["users"].append(sql.SQL("CREATE UNIQUE INDEX index_users_on_email ON users (email)"))
-    for table, column, _parent in _FOREIGN_KEYS:
-        per_table[table].append(
-            sql.SQL("CREATE INDEX {} ON {} ({})").format(
-                sql.Identifier(f"index_{table}_on_{column}"),
-                sql.Identifier(table),
-                sql.Identifier(column),
-            )
-        )
-    largest_first = ["order_items", "orders", "payments", "users", "accounts"]
-    _in_parallel(dsn, [per_table[t] for t in largest_first])
-    with connect(dsn) as conn:
-        for table, column, parent in _FOREIGN_KEYS:
-            conn.execute(
-                sql.SQL(
-                    "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} (id) NOT VALID"
-                ).format(
-                    sql.Identifier(table),
-                    sql.Identifier(_fk_name(table, column)),
-                    sql.Identifier(column),
-                    sql.Identifier(parent),
-                )
-            )
-    validations = [
-        [
-            sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
-                sql.Identifier(table), sql.Identifier(_fk_name(table, column))
-            )
-        ]
-        for table, column, _parent in _FOREIGN_KEYS
-    ]
-    _in_parallel(dsn, validations)
-
-
-def _in_parallel(dsn: str, jobs: list[list[sql.Composable]], workers: int = 2) -> None:
-    """Run each job's statements in order on a connection of its own, ``workers`` at a time."""
-
-    def run_job(statements: list[sql.Composable]) -> None:
-        with connect(dsn, autocommit=True) as conn:
-            conn.execute("SET maintenance_work_mem = '256MB'")
-            conn.execute("SET max_parallel_maintenance_workers = 0")
-            conn.execute("SET max_parallel_workers_per_gather = 0")
-            for statement in statements:
-                conn.execute(statement)
-
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ddl") as pool:
-        for fut in [pool.submit(run_job, job) for job in jobs]:
-            fut.result()
-
-
-def _fk_name(table: str, column: str) -> str:
-    """Rails' style of foreign key name: ``fk_rails_`` + 10 hex digits of a hash."""
-    return "fk_rails_" + hashlib.sha256(f"{table}_{column}_fk".encode()).hexdigest()[:10]
 
 
 def _small_tables(conn: psycopg.Connection, rng: np.random.Generator, now: datetime) -> None:

@@ -18,16 +18,20 @@ def reports_dir() -> Path:
     return Path(os.environ.get("LADDER_HOME", ".ladder")) / "reports"
 
 
+def report_stem(incident_id: str, flow_run_id: str | None) -> Path:
+    """The report's path without suffix: one report per incident and run."""
+    return reports_dir() / f"{incident_id}-{(flow_run_id or 'local')[:8]}"
+
+
 @task(name="publish_report", cache_policy=NO_CACHE)
 def publish_report(report: Report) -> str:
     """Write the report beside the others and as an artifact; returns the markdown file's path."""
-    directory = reports_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    stem = f"{report.incident.id}-{(report.flow_run_id or 'local')[:8]}"
+    stem = report_stem(report.incident.id, report.flow_run_id)
+    stem.parent.mkdir(parents=True, exist_ok=True)
     markdown = render_markdown(report)
-    md_path = directory / f"{stem}.md"
+    md_path = stem.with_suffix(".md")
     md_path.write_text(markdown)
-    (directory / f"{stem}.json").write_text(report.model_dump_json(indent=2))
+    stem.with_suffix(".json").write_text(report.model_dump_json(indent=2))
     create_markdown_artifact(
         markdown=markdown,
         key=artifact_key(report.incident.id, "report"),

@@ -252,3 +252,6 @@ def test_cancelling_a_paused_run_reverts_its_leases(
         time.sleep(0.5)
     assert ledger.get(lease.id).state == "reverted"
     assert not database_exists(pg_cluster.dsn(), "e2e_cancelled")
+    report = _report(served)
+    assert report["outcome"] == "cancelled"
+    assert [lease["target"] for lease in report["leases"]] == ["e2e_cancelled"]

@@ -25,7 +25,9 @@ def write(tmp: Path, name: str, text: str) -> Path:
 
 def runbook(tmp: Path, body: str, env: str = SANDBOX_ENV) -> Path:
     write(tmp, "env.yaml", env)
-    return write(tmp, "rb.yaml", "name: rb\nenvironment: env.yaml\n" + textwrap.dedent(body).lstrip("\n"))
+    return write(
+        tmp, "rb.yaml", "name: rb\nenvironment: env.yaml\n" + textwrap.dedent(body).lstrip("\n")
+    )
 
 
 def findings(path: Path) -> list[str]:

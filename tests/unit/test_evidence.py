@@ -16,11 +16,6 @@ from ladder.evidence import collect, normalize_message, to_markdown
 LOGS = Path(__file__).parent.parent / "fixtures" / "logs"
 RAILS = LOGS / "rails_production.log"
 LOGRAGE = LOGS / "lograge_production.log"
-PLANTED = [
-    line
-    for line in (LOGS / "planted.txt").read_text().splitlines()
-    if line and not line.startswith("# ")
-]
 
 WINDOW = (datetime(2026, 11, 25, 10, 0, tzinfo=UTC), datetime(2026, 11, 25, 10, 30, tzinfo=UTC))
 SOURCES = [LogSource(path=RAILS, host="web-1"), LogSource(path=LOGRAGE, host="web-2")]
@@ -145,14 +140,14 @@ def test_samples_show_errors_first() -> None:
     assert collect(SOURCES, WINDOW, samples=0).samples == []
 
 
-def test_the_report_holds_no_pii(ev: evidence.Evidence) -> None:
+def test_the_report_holds_no_pii(ev: evidence.Evidence, planted: list[str]) -> None:
     markdown = to_markdown(ev)
     rows = json.dumps([evidence.error_rows(ev), evidence.latency_rows(ev)])
     dumped = ev.model_dump_json()
-    for planted in PLANTED:
-        assert planted not in markdown, planted
-        assert planted not in rows, planted
-        assert planted not in dumped, planted
+    for value in planted:
+        assert value not in markdown, value
+        assert value not in rows, value
+        assert value not in dumped, value
 
 
 def test_the_report_reads_well(ev: evidence.Evidence) -> None:

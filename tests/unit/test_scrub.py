@@ -223,3 +223,92 @@ def test_the_fast_paths_skip_only_text_no_step_would_change() -> None:
     ]  # fmt: skip
     for text in [t for t, _ in POSITIVE] + NEGATIVE + extra:
         assert scrub_text(text) == every_step(text), text
+
+
+# --- the Arrow-vectorized scrubbers give the reference's output -----------------------------------
+
+VECTOR_EXTRA = [
+    "Prefers a call at +1-415-555-2671x123",
+    "Asked us to use ann99@mail.example.com for invoices",
+    "Called support re: refund; reach at 415.555.2671 or bob@corp.com",
+    "a@b.com.x@y.org",
+    "Café: crème brûlée for josé@exämple.com",  # non-ASCII: the reference decides
+    "ch_00500742696162",
+    "2026-11-25T10:00:01Z",
+    "Foo::Bar::Baz",
+    "line one\nline two with 4242 4242 4242 4242",
+    "",
+    "plain words only",
+]
+
+
+@pytest.mark.parametrize("text", [t for t, _ in POSITIVE] + NEGATIVE + VECTOR_EXTRA)
+def test_vectorized_text_equals_the_reference(text: str) -> None:
+    import pyarrow as pa
+
+    from ladder.sanitize.vectorized import may_change, scrub_text_column
+
+    column = pa.array([text, None, text])
+    assert scrub_text_column(column).to_pylist() == [scrub_text(text), None, scrub_text(text)]
+    if scrub_text(text) != text:  # the RE2 pre-filter never clears a value the reference changes
+        assert may_change(column).to_pylist() == [True, False, True]
+
+
+JSON_CORPUS = [
+    {"id": "ch_00500742696162", "ip": "203.0.113.5", "billing_email": "a@b.com", "cardholder_name": "Ann"},
+    {"shipping": {"email": "a@b.com", "phone": "+1 415 555 2671", "address": "1 Main St\nSpringfield"}, "newsletter": True},
+    {"order": {"id": 1001, "items": [{"sku": "T-M", "qty": 2}, {"note": "call me at +44 20 7946 0958"}],
+               "payment": {"card_number": "4242424242424242", "CVC": "123"},
+               "shipping_address": {"street": "1 Main St", "city": "Springfield"}}},
+    {"comment": "from 203.0.113.5, token=abc123", "reference": 4242424242424242, "count": 3,
+     "ok": True, "missing": None, "password": None, "ratio": 1.5, "big": 12345678, "neg": -7},
+    {"note": 'he said "hi" \\ and left \u00e9t\u00e9 \t tab', "escaped@key.com": 1, "tags": ["vip", "ann@corp.com"]},
+    {"empty": {}, "list": [], "nested": [[1, 2], {"a": [None, False]}], "token": {"deep": [1, {"x": 2}]}},
+    ["carol@corp.com", {"token": "abc"}, 5551234567, 0, -0.25, 1e20],
+    "just a string with ann@corp.com",
+    None,
+]  # fmt: skip
+
+
+def _json_reference(raw: str) -> str:
+    return json.dumps(scrub_value(json.loads(raw)), ensure_ascii=False)
+
+
+@pytest.mark.parametrize("doc", JSON_CORPUS, ids=range(len(JSON_CORPUS)))
+def test_vectorized_json_equals_the_reference(doc) -> None:
+    import pyarrow as pa
+
+    from ladder.sanitize.vectorized import JsonScrubber
+
+    texts = [json.dumps(doc, ensure_ascii=False)]
+    # rows that share the layout with other values, so the column-wise path takes them
+    texts += [t.replace("Ann", f"Ann{i}").replace("1001", str(1001 + i)) for i, t in enumerate(texts * 12)]
+    texts += [json.dumps(doc, separators=(",", ":")), json.dumps(doc, indent=1)]  # other spacing
+    column = pa.array([*texts, None])
+    fallbacks: list[int] = []
+    out = JsonScrubber(lambda raw, row: fallbacks.append(row) or _json_reference(raw))(column)
+    assert out.to_pylist() == [*(_json_reference(t) for t in texts), None]
+    assert len(fallbacks) <= 2  # only the two rows with their own spacing
+
+
+def test_vectorized_json_remembers_layouts_and_sends_odd_rows_to_the_reference() -> None:
+    import pyarrow as pa
+
+    from ladder.sanitize.vectorized import JsonScrubber
+
+    calls: list[int] = []
+
+    def reference(raw: str, row: int) -> str:
+        calls.append(row)
+        return _json_reference(raw)
+
+    scrubber = JsonScrubber(reference)
+    rows = [json.dumps({"id": i, "email": f"u{i}@corp.com"}) for i in range(50)]
+    rows[7] = '{"id": 7, "email": "x@y.com", "id": 8}'  # a duplicate key: dict() semantics
+    rows[9] = '{"odd": NaN}'
+    assert scrubber(pa.array(rows)).to_pylist() == [_json_reference(r) for r in rows]
+    assert calls == [7, 9]
+    calls.clear()
+    again = [json.dumps({"id": 100 + i, "email": "v@corp.com"}) for i in range(3)]
+    assert scrubber(pa.array(again)).to_pylist() == [_json_reference(r) for r in again]
+    assert calls == []  # the layout learnt on the first chunk serves three rows

@@ -1,0 +1,99 @@
+"""Where the lease ledger lives: its SQLAlchemy table and the engine for a ledger URL.
+
+Private to ``ladder.leases``. SQLite files get WAL, a busy timeout and ``BEGIN IMMEDIATE`` so
+that a flow and the janitor can write to the same file; other URLs get a pre-pinging pool.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from ladder.errors import LeaseError
+
+__all__ = ["TABLE_NAME", "default_url", "leases_table", "make_engine", "metadata"]
+
+TABLE_NAME = "ladder_leases"
+
+
+class _UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+leases_table = sa.Table(
+    TABLE_NAME,
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(100), nullable=False),
+    sa.Column("target", sa.String(500), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("owner", sa.String(200), nullable=False, index=True),
+    sa.Column("created_at", _UtcDateTime, nullable=False),
+    sa.Column("expires_at", _UtcDateTime, nullable=False, index=True),
+    sa.Column("state", sa.String(20), nullable=False, index=True),
+    sa.Column("undo", sa.JSON, nullable=False),
+    sa.Column("outcome", sa.Text, nullable=True),
+    sa.Column("reverted_at", _UtcDateTime, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+)
+
+
+def default_url() -> str:
+    """``LADDER_LEDGER_URL``, else a SQLite file in ``$LADDER_HOME`` (default ``./.ladder``)."""
+    url = os.environ.get("LADDER_LEDGER_URL")
+    if url:
+        return url
+    home = Path(os.environ.get("LADDER_HOME") or ".ladder").absolute()
+    return f"sqlite:///{home / 'leases.db'}"
+
+
+def make_engine(url: str) -> sa.Engine:
+    """An engine for the ledger at ``url``; LeaseError when it is not a SQLAlchemy URL."""
+    # psycopg 3 is the driver Ladder ships; a bare postgresql:// would ask for psycopg2.
+    url = re.sub(r"^postgres(?:ql)?://", "postgresql+psycopg://", url)
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise LeaseError(f"not a ledger URL: {exc}") from None
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(parsed)
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (see below)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA busy_timeout = 30000")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        # Take the write lock up front: a deferred BEGIN that later upgrades can fail with
+        # "database is locked" without waiting for the busy timeout.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -4,17 +4,27 @@ Each pool is made once per process with ``Faker(use_weighting=False)`` seeded wi
 de-duplicated and sorted, so it is the same list in every run and on every machine with the same
 Faker version (a Faker upgrade may change the pools, and with them every pseudonym). A pool is a
 ``pyarrow`` string array so that picking from it is one vectorized ``take``.
+
+Drawing the Faker pools takes ~3 s of CPU, so each is also kept as an Arrow file in
+``$LADDER_CACHE_DIR`` (default ``$XDG_CACHE_HOME/ladder`` or ``~/.cache/ladder``), named by the
+Faker version, locale, seed and :data:`RECIPE` (bump it when a pool's recipe changes). A missing
+or unreadable file is drawn again; an unwritable directory only costs the time.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.ipc as ipc
 
 POOL_SEED = 20_240_601
 LOCALE = "en_US"
+RECIPE = 1
 
 
 def _faker(offset: int):
@@ -26,8 +36,68 @@ def _faker(offset: int):
 
 
 def _draw(offset: int, draws: int, make: Callable[..., str]) -> pa.Array:
+    path = _cache_file(offset, draws)
+    cached = _read(path) if path else None
+    if cached is not None:
+        return cached
     fake = _faker(offset)
-    return pa.array(sorted({make(fake) for _ in range(draws)}), type=pa.string())
+    pool = pa.array(sorted({make(fake) for _ in range(draws)}), type=pa.string())
+    if path:
+        _write(path, pool)
+    return pool
+
+
+def cache_dir() -> Path:
+    """Where drawn pools are kept."""
+    if env := os.environ.get("LADDER_CACHE_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "ladder"
+
+
+@cache
+def _faker_version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("faker")
+    except PackageNotFoundError:
+        return None
+
+
+def _cache_file(offset: int, draws: int) -> Path | None:
+    faker_version = _faker_version()
+    if faker_version is None:  # no version, no cache: draw every time
+        return None
+    name = f"pool-{LOCALE}-{POOL_SEED}-{offset}-{draws}-r{RECIPE}-faker{faker_version}.arrow"
+    return cache_dir() / "pools" / name
+
+
+def _read(path: Path) -> pa.Array | None:
+    try:
+        with ipc.open_file(path) as f:
+            table = f.read_all()
+        col = table.column(0).combine_chunks()
+        return col if col.type == pa.string() and len(col) else None
+    except (OSError, pa.ArrowException, IndexError):
+        return None
+
+
+def _write(path: Path, pool: pa.Array) -> None:
+    """Atomically (a temporary file renamed): concurrent runs never see half a file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".pool-", suffix=".tmp")
+        try:
+            table = pa.table({"value": pool})
+            with os.fdopen(fd, "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+                writer.write_table(table)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError:
+        pass
 
 
 @cache

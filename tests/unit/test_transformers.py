@@ -314,3 +314,12 @@ def test_pseudonyms_are_the_same_in_another_process():
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     here = make("email").transform(pa.array(["ann@corp.com"]), b"k" * 16)[0].as_py()
     assert other.stdout.strip() == here
+
+
+def test_drawn_pools_are_cached_on_disk_and_a_bad_cache_file_is_drawn_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("LADDER_CACHE_DIR", str(tmp_path))
+    drawn = pools._draw(99, 50, lambda f: f.first_name())
+    (cached,) = (tmp_path / "pools").glob("pool-*-99-50-*.arrow")
+    assert pools._draw(99, 50, lambda f: "never called") == drawn  # read back, not drawn
+    cached.write_bytes(b"not an arrow file")
+    assert pools._draw(99, 50, lambda f: f.first_name()) == drawn

@@ -76,8 +76,26 @@ def derive_key(key: bytes, domain: str) -> str:
 
 
 def keyed_hash(text: pa.Array, key: bytes, domain: str) -> np.ndarray:
-    """One keyed 64-bit hash per value (NULLs hash like the empty string: mask them afterwards)."""
-    objs = text.fill_null("").to_numpy(zero_copy_only=False)
+    """One keyed 64-bit hash per value (NULLs hash like the empty string: mask them afterwards).
+
+    Each distinct value is hashed once (Arrow finds them in C++): a column of names or
+    addresses repeats its values, and hashing goes through one Python string per value.
+    """
+    filled = text.fill_null("")
+    if len(filled) >= _DEDUP_FROM:
+        encoded = pc.dictionary_encode(filled)
+        if len(encoded.dictionary) <= len(filled) * _DEDUP_BELOW:
+            distinct = _hash_strings(encoded.dictionary, key, domain)
+            return distinct[encoded.indices.to_numpy()]
+    return _hash_strings(filled, key, domain)
+
+
+_DEDUP_FROM = 1024
+_DEDUP_BELOW = 0.3  # share of distinct values under which hashing only those pays
+
+
+def _hash_strings(text: pa.Array, key: bytes, domain: str) -> np.ndarray:
+    objs = text.to_numpy(zero_copy_only=False)
     hashed = pd.util.hash_array(objs, hash_key=derive_key(key, domain), categorize=False)
     return np.asarray(hashed, dtype=np.uint64)
 

@@ -1,7 +1,8 @@
 """Transformers that keep a value but scrub the PII inside it: ``text`` and ``json``.
 
-Both use :mod:`ladder.sanitize.scrub` (placeholders such as ``[EMAIL]``, ``[FILTERED]``), so
-their output does not depend on the key. Neither can keep a unique column unique.
+Both give the output of :mod:`ladder.sanitize.scrub` (placeholders such as ``[EMAIL]``,
+``[FILTERED]``), computed a column at a time by :mod:`ladder.sanitize.vectorized`, so their
+output does not depend on the key. Neither can keep a unique column unique.
 """
 
 from __future__ import annotations
@@ -9,13 +10,13 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-import pandas as pd
-import pyarrow as pa
 from pydantic import field_validator
 
 from ladder.errors import SanitizeError
 from ladder.sanitize.registry import ColumnValues, Transformer, TransformerOptions, register
+from ladder.sanitize.scrub import scrub_text, scrub_value
 from ladder.sanitize.transformers._vector import as_text, to_arrow
+from ladder.sanitize.vectorized import JsonScrubber, scrub_text_column
 
 
 class _NotUniqueOptions(TransformerOptions):
@@ -43,12 +44,8 @@ class Text(Transformer):
     replaces_pii = False  # what the patterns do not recognize (a bare name) stays
 
     def transform(self, values: ColumnValues, key: bytes) -> ColumnValues:
-        from ladder.sanitize.scrub import scrub_series
-
         arr, restore = to_arrow(values)
-        text = as_text(arr)
-        scrubbed = scrub_series(pd.Series(text.to_pandas()))
-        return restore(pa.array(scrubbed, type=pa.string(), from_pandas=True))
+        return restore(scrub_text_column(as_text(arr)))
 
 
 class JsonOptions(_NotUniqueOptions):
@@ -72,25 +69,22 @@ class Json(Transformer):
     def accepts(cls, column_type: str, category: str) -> bool:
         return column_type in ("json", "jsonb") or category in ("", "S")
 
-    def transform(self, values: ColumnValues, key: bytes) -> ColumnValues:
-        from ladder.sanitize.scrub import scrub_text, scrub_value
+    def __init__(self, options: TransformerOptions | None = None):
+        super().__init__(options)
+        self._scrubber = JsonScrubber(self.scrub_one)
 
+    def transform(self, values: ColumnValues, key: bytes) -> ColumnValues:
         arr, restore = to_arrow(values)
-        out: list[str | None] = []
-        for row, raw in enumerate(as_text(arr).to_pylist()):
-            if raw is None:
-                out.append(None)
-                continue
-            try:
-                doc: Any = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                if self.options.on_invalid == "error":
-                    raise SanitizeError(
-                        f"json: row {row} is not valid JSON ({exc.msg} at character {exc.pos})"
-                    ) from None
-                out.append(
-                    None if self.options.on_invalid == "null" else json.dumps(scrub_text(raw))
-                )
-                continue
-            out.append(json.dumps(scrub_value(doc), ensure_ascii=False))
-        return restore(pa.array(out, type=pa.string()))
+        return restore(self._scrubber(as_text(arr)))
+
+    def scrub_one(self, raw: str, row: int) -> str | None:
+        """The reference for one value (``row``: its index in the chunk, for the error)."""
+        try:
+            doc: Any = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            if self.options.on_invalid == "error":
+                raise SanitizeError(
+                    f"json: row {row} is not valid JSON ({exc.msg} at character {exc.pos})"
+                ) from None
+            return None if self.options.on_invalid == "null" else json.dumps(scrub_text(raw))
+        return json.dumps(scrub_value(doc), ensure_ascii=False)

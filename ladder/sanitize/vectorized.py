@@ -1,0 +1,422 @@
+"""Whole-column scrubbing with Arrow: the results of :mod:`ladder.sanitize.scrub`, computed per
+column with RE2 (``pyarrow.compute``) instead of Python ``re`` per value.
+
+The Python functions in :mod:`ladder.sanitize.scrub` stay the reference; these give the same
+output for every value, and only call them where a value may actually change:
+
+* :func:`scrub_text_column`: one RE2 pass asks, per value, "could any scrubbing step match?"
+  (``_MAY_CHANGE``, a superset of the steps' patterns: RE2 has no look-around, so each
+  one-character look-behind/ahead is spelled as a character the match consumes). Values it
+  clears are returned as they are, which is what ``scrub_text`` does with them; the rest
+  (plus any non-ASCII value, whose ``\\w``/``\\s``/``\\d`` RE2 reads differently) are scrubbed
+  by ``scrub_text``, once per distinct value.
+* :class:`JsonScrubber`: rows that share a layout (the same keys, nesting and literals,
+  whatever the string and number values) are matched by one anchored RE2 pattern built from the
+  first such row. From the layout alone it is known which values sit under a sensitive key
+  (they become ``"[FILTERED]"``), which strings must be scrubbed (via
+  :func:`scrub_text_column`) and which numbers may look like a card; the output is assembled
+  column-wise in ``json.dumps`` form. A row no layout matches (a rare layout, an escape in a
+  string that must be scrubbed, invalid JSON) goes through the reference, row by row.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ladder.sanitize.scrub import FILTERED, is_sensitive_key, scrub_text, scrub_value
+
+__all__ = ["JsonScrubber", "Layout", "may_change", "plan_layout", "scrub_text_column"]
+
+# --- text ----------------------------------------------------------------------------------------
+
+# One detector per step of scrub._STEPS, in the same order (keep them in step). Each matches
+# whenever the step's pattern could match (for ASCII text): look-behinds (?<![C]) become
+# (?:^|[^C]), look-aheads (?![C]) become (?:$|[^C]). ``\s`` is spelled _S (Python's ASCII \s
+# includes \v and \x1c-\x1f, RE2's does not).
+_S = r"[\t\n\v\f\r \x1c-\x1f]"
+_DETECT = (
+    r"(?i:authorization|cookie)" + _S + r"*[:=]",
+    r"://[^\s\v\x1c-\x1f/@:]+:[^\s\v\x1c-\x1f/@]+@",
+    r"""["'][^"'\n]{1,80}["']""" + _S + r"*(?:=>|:)",
+    r"""\[["'][^"'\n]{1,80}["'],""",
+    r"(?:^|[^\w\-\[\]%.:])(?::)?[A-Za-z_][\w.\-\[\]%]*" + _S + r"*=",
+    r"""(?:^|[^\w\-\[\]%.:"'])[A-Za-z_][\w.\-\[\]%]*:(?:$|[^:])""",
+    r"eyJ[\w-]{5,}\.[\w-]{5,}\.",
+    r"(?:sk|pk|rk)_(?:live|test)_[0-9A-Za-z]{8}|whsec_[0-9A-Za-z]{16}|gh[pousr]_[0-9A-Za-z]{20}"
+    r"|github_pat_\w{20}|glpat-[\w-]{20}|(?:AKIA|ASIA)[0-9A-Z]{16}|xox[abposr]-[0-9A-Za-z-]{10}"
+    r"|AIza[\w-]{35}|SG\.[\w-]{16,}\.[\w-]{16}",
+    r"(?:Bearer|Basic)" + _S + r"+[\w\-.~+/]{8}",
+    r"[A-Za-z0-9._%+\-](?:@|%40)[A-Za-z0-9]",
+    r"(?:^|[^\w:.])(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){7}"
+    r"|(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?::)",
+    r"(?:^|[^\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+    r"(?:$|[^\w.]|\.(?:$|[^0-9]))",
+    r"(?:^|[^\w\-.])[2-6]\d{3}(?:[ \-]?\d){9,15}(?:$|[^\w\-.]|\.(?:$|[^0-9]))",
+    r"(?:^|[^\w+])\+\d{1,3}(?:[ .\-]?(?:\(\d{1,4}\)|\d{1,5})){1,6}(?:$|[^\w.]|\.(?:$|[^0-9]))"
+    r"|(?:^|[^\w.+\-:/])0\d{2,4}[ .\-]\d{3,4}[ .\-]?\d{3,4}(?:$|[^\w.\-:])"
+    r"|(?:^|[^\w.+\-:/])(?:1[ .\-])?(?:\(\d{3}\) ?|\d{3}[ .\-])\d{3}[ .\-]\d{4}(?:$|[^\w.\-:])",
+    r"(?:^|[^\w+/=\-])[A-Za-z0-9+/_\-]{32}",
+)
+_MAY_CHANGE = "|".join(f"(?:{p})" for p in _DETECT)
+
+
+def may_change(values: pa.Array) -> pa.Array:
+    """Per value, False only when ``scrub_text`` would return it unchanged (NULL: False)."""
+    hit = pc.match_substring_regex(values, _MAY_CHANGE)
+    hit = pc.or_(hit, pc.invert(pc.string_is_ascii(values)))
+    return pc.fill_null(hit, False)
+
+
+def _map_distinct(values: pa.Array, fn: Callable[[str], str | None]) -> pa.Array:
+    """``fn`` over ``values`` (no NULLs), called once per distinct value."""
+    distinct = pc.unique(values)
+    mapped = pa.array([fn(v) for v in distinct.to_pylist()], type=pa.string())
+    return mapped.take(pc.index_in(values, value_set=distinct))
+
+
+def scrub_text_column(values: pa.Array) -> pa.Array:
+    """``scrub_text`` over a string array; NULL stays NULL."""
+    mask = may_change(values)
+    if not pc.any(mask).as_py():
+        return values
+    scrubbed = _map_distinct(values.filter(mask), scrub_text)
+    return pc.replace_with_mask(values, mask, scrubbed)
+
+
+# --- json ----------------------------------------------------------------------------------------
+
+_STR = r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'
+_NUM = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+_TOKEN = re.compile(
+    rf"(?P<ws>[ \t\n\r]+)|(?P<str>{_STR})|(?P<num>{_NUM})|(?P<lit>true|false|null)|(?P<p>[{{}}\[\],:])"
+)
+_PLAIN_INT = r"^-?[1-9][0-9]{0,5}$|^0$"  # ints below 1e6: kept as they are by scrub_value
+_MAX_GROUPS = 200
+_MAX_LAYOUTS = 32  # remembered per transformer
+_NEW_LAYOUTS_PER_CHUNK = 16
+_MIN_ROWS_FOR_NEW_LAYOUT = 8
+
+Piece = tuple[str, str]  # ("lit", text) | ("str", group) | ("num", group)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One JSON layout: an anchored RE2 pattern with a named group per kept string or number,
+    and the output as literal pieces and group references."""
+
+    pattern: str
+    pieces: tuple[Piece, ...]
+
+
+class _NotPlain(Exception):
+    """The representative row cannot be handled column-wise (the reference takes it)."""
+
+
+def _re2_literal(text: str) -> str:
+    return "".join(ch if ch.isalnum() else f"\\x{{{ord(ch):x}}}" for ch in text)
+
+
+class _Planner:
+    """Walks the tokens of one JSON text and produces its :class:`Layout`."""
+
+    def __init__(self, raw: str):
+        self.tokens: list[tuple[str, str]] = []
+        pos = 0
+        while pos < len(raw):
+            m = _TOKEN.match(raw, pos)
+            if m is None:
+                raise _NotPlain
+            kind = m.lastgroup
+            assert kind is not None
+            self.tokens.append((kind, m[0]))
+            pos = m.end()
+        self.i = 0
+        self.pattern: list[str] = ["^"]
+        self.pieces: list[Piece] = []
+        self.groups = 0
+
+    def layout(self) -> Layout:
+        self._ws()
+        self._value(skip=False)
+        self._ws()
+        if self.i != len(self.tokens) or self.groups > _MAX_GROUPS:
+            raise _NotPlain
+        self.pattern.append("$")
+        merged: list[Piece] = []
+        for kind, text in self.pieces:
+            if kind == "lit" and merged and merged[-1][0] == "lit":
+                merged[-1] = ("lit", merged[-1][1] + text)
+            else:
+                merged.append((kind, text))
+        return Layout("".join(self.pattern), tuple(merged))
+
+    def _next(self) -> tuple[str, str]:
+        if self.i >= len(self.tokens):
+            raise _NotPlain
+        tok = self.tokens[self.i]
+        self.i += 1
+        return tok
+
+    def _ws(self) -> None:
+        while self.i < len(self.tokens) and self.tokens[self.i][0] == "ws":
+            self.pattern.append(_re2_literal(self.tokens[self.i][1]))
+            self.i += 1
+
+    def _expect(self, punct: str) -> None:
+        self._ws()
+        kind, text = self._next()
+        if kind != "p" or text != punct:
+            raise _NotPlain
+        self.pattern.append(_re2_literal(text))
+
+    def _emit(self, text: str, skip: bool) -> None:
+        if not skip:
+            self.pieces.append(("lit", text))
+
+    def _value(self, skip: bool) -> None:
+        """Parse one value; with ``skip`` it only extends the pattern (a filtered value)."""
+        self._ws()
+        kind, text = self._next()
+        if kind == "p" and text in "{[":
+            self.pattern.append(_re2_literal(text))
+            self._container(text, skip)
+        elif kind == "str":
+            if skip:
+                self.pattern.append(f"(?:{_STR})")
+            else:
+                self.pattern.append(f"(?P<v{self.groups}>{_STR})")
+                self.pieces.append(("str", f"v{self.groups}"))
+                self.groups += 1
+        elif kind == "num":
+            if skip:
+                self.pattern.append(f"(?:{_NUM})")
+            else:
+                self.pattern.append(f"(?P<v{self.groups}>{_NUM})")
+                self.pieces.append(("num", f"v{self.groups}"))
+                self.groups += 1
+        elif kind == "lit":
+            self.pattern.append(text)
+            self._emit(text, skip)
+        else:
+            raise _NotPlain
+
+    def _peek_value_is_null(self) -> bool:
+        j = self.i
+        while j < len(self.tokens) and self.tokens[j][0] == "ws":
+            j += 1
+        return j < len(self.tokens) and self.tokens[j] == ("lit", "null")
+
+    def _container(self, opener: str, skip: bool) -> None:
+        closer = "}" if opener == "{" else "]"
+        self._emit(opener, skip)
+        self._ws()
+        if self.i < len(self.tokens) and self.tokens[self.i] == ("p", closer):
+            self._expect(closer)
+            self._emit(closer, skip)
+            return
+        seen: set[str] = set()
+        shown: set[str] = set()
+        first = True
+        while True:
+            if not first:
+                self._emit(", ", skip)
+            first = False
+            if opener == "{":
+                self._ws()
+                kind, text = self._next()
+                if kind != "str":
+                    raise _NotPlain
+                self.pattern.append(_re2_literal(text))
+                key = json.loads(text)
+                out_key = json.dumps(scrub_text(key), ensure_ascii=False)
+                if (
+                    key in seen or out_key in shown
+                ):  # dict() would merge them: the reference decides
+                    raise _NotPlain
+                seen.add(key)
+                shown.add(out_key)
+                self._emit(out_key + ": ", skip)
+                self._expect(":")
+                if not skip and is_sensitive_key(key) and not self._peek_value_is_null():
+                    self._emit(json.dumps(FILTERED), skip)
+                    self._value(skip=True)
+                else:
+                    self._value(skip)
+            else:
+                self._value(skip)
+            self._ws()
+            kind, text = self._next()
+            if kind != "p" or text not in (",", closer):
+                raise _NotPlain
+            self.pattern.append(_re2_literal(text))
+            if text == closer:
+                self._emit(closer, skip)
+                return
+
+
+def plan_layout(raw: str) -> Layout | None:
+    """The :class:`Layout` of the JSON text ``raw``, or None when it must take the reference."""
+    try:
+        json.loads(raw)
+        return _Planner(raw).layout()
+    except (_NotPlain, json.JSONDecodeError, RecursionError):
+        return None
+
+
+def _json_string(raw: str) -> str:
+    return json.dumps(scrub_text(json.loads(raw)), ensure_ascii=False)
+
+
+def _json_number(raw: str) -> str:
+    return json.dumps(scrub_value(json.loads(raw)), ensure_ascii=False)
+
+
+def _scrub_strings(tokens: pa.Array) -> pa.Array:
+    """JSON string tokens (quotes included) -> the tokens of their scrubbed text."""
+    escaped = pc.match_substring(tokens, "\\")
+    if pc.any(escaped).as_py():  # decoded by json, once per distinct token
+        plain = pc.invert(escaped)
+        done = _map_distinct(tokens.filter(escaped), _json_string)
+        rest = _scrub_strings(tokens.filter(plain)) if pc.any(plain).as_py() else None
+        out = pc.replace_with_mask(tokens, escaped, done)
+        return out if rest is None else pc.replace_with_mask(out, plain, rest)
+    text = scrub_text_column(pc.utf8_slice_codeunits(tokens, 1, -1))
+    if pc.any(pc.match_substring(text, "\\")).as_py():
+        text = pc.replace_substring(text, "\\", "\\\\")
+    if pc.any(pc.match_substring(text, '"')).as_py():
+        text = pc.replace_substring(text, '"', '\\"')
+    return pc.binary_join_element_wise('"', text, '"', "")
+
+
+def _scrub_numbers(tokens: pa.Array) -> pa.Array:
+    plain = pc.match_substring_regex(tokens, _PLAIN_INT)
+    if pc.all(plain).as_py():
+        return tokens
+    other = pc.invert(plain)
+    return pc.replace_with_mask(tokens, other, _map_distinct(tokens.filter(other), _json_number))
+
+
+def _render(layout: Layout, rows: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Output for the ``rows`` the layout matches, and the mask of those rows."""
+    groups = [name for kind, name in layout.pieces if kind != "lit"]
+    if not groups:
+        matched = pc.fill_null(pc.match_substring_regex(rows, layout.pattern), False)
+        text = "".join(t for _, t in layout.pieces)
+        return pa.repeat(pa.scalar(text), int(pc.sum(matched).as_py() or 0)), matched
+    parts = pc.extract_regex(rows, layout.pattern)
+    matched = parts.is_valid()
+    parts = parts.filter(matched)
+    cols: list[pa.Array | str] = []
+    for kind, name in layout.pieces:
+        if kind == "lit":
+            cols.append(name)
+            continue
+        tokens = parts.field(name)
+        cols.append(_scrub_strings(tokens) if kind == "str" else _scrub_numbers(tokens))
+    if len(cols) == 1 and not isinstance(cols[0], str):
+        return cols[0], matched
+    return pc.binary_join_element_wise(*cols, ""), matched
+
+
+class JsonScrubber:
+    """Scrubs JSON columns chunk after chunk, remembering the layouts it has seen.
+
+    ``reference(raw, row)`` is the row-wise fallback (``row`` is the row's index in the chunk,
+    for error messages); it is called in row order. Safe to share between threads.
+    """
+
+    def __init__(self, reference: Callable[[str, int], str | None]):
+        self.reference = reference
+        self._layouts: list[Layout] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, values: pa.Array) -> pa.Array:
+        n = len(values)
+        out_rows: list[np.ndarray] = []
+        out_values: list[pa.Array] = []
+        if values.null_count:
+            todo = np.flatnonzero(values.is_valid().to_numpy(zero_copy_only=False))
+            rest = values.take(todo)
+        else:
+            todo, rest = np.arange(n), values
+        with self._lock:
+            known = list(self._layouts)
+        new = 0
+        odd: list[int] = []  # rows whose own layout cannot be planned: the reference takes them
+        while len(todo):
+            if known:
+                layout = known.pop(0)
+            elif new < _NEW_LAYOUTS_PER_CHUNK and len(todo) >= _MIN_ROWS_FOR_NEW_LAYOUT:
+                new += 1
+                found = plan_layout(rest[0].as_py())
+                if found is None:
+                    odd.append(int(todo[0]))
+                    todo, rest = todo[1:], rest[1:]
+                    continue
+                layout = found
+                with self._lock:
+                    if layout not in self._layouts:
+                        self._layouts.insert(0, layout)
+                        del self._layouts[_MAX_LAYOUTS:]  # the least recently useful
+            else:
+                break
+            try:
+                rendered, matched = _render(layout, rest)
+            except pa.ArrowInvalid:  # e.g. a pattern beyond RE2's memory budget
+                self._forget(layout)
+                continue
+            hit = matched.to_numpy(zero_copy_only=False)
+            if hit.any():
+                self._promote(layout)
+                out_rows.append(todo[hit])
+                out_values.append(rendered)
+                todo, rest = todo[~hit], rest.filter(pc.invert(matched))
+        if odd:
+            todo = np.concatenate([np.array(odd, dtype=todo.dtype), todo])
+            order = np.argsort(todo, kind="stable")
+            todo = todo[order]
+            rest = values.take(pa.array(todo))
+        if len(todo):
+            raws = rest.to_pylist()
+            out_rows.append(todo)
+            out_values.append(
+                pa.array(
+                    [self.reference(raw, int(row)) for raw, row in zip(raws, todo, strict=True)],
+                    type=pa.string(),
+                )
+            )
+        if len(out_rows) == 1 and len(out_rows[0]) == n:  # one layout took every row, in order
+            return out_values[0].cast(pa.string())
+        return _scatter(n, out_rows, out_values)
+
+    def _promote(self, layout: Layout) -> None:
+        """Try ``layout`` first on the next chunk."""
+        with self._lock:
+            if layout in self._layouts and self._layouts[0] != layout:
+                self._layouts.remove(layout)
+                self._layouts.insert(0, layout)
+
+    def _forget(self, layout: Layout) -> None:
+        with self._lock:
+            if layout in self._layouts:
+                self._layouts.remove(layout)
+
+
+def _scatter(n: int, rows: list[np.ndarray], values: list[pa.Array]) -> pa.Array:
+    """A length-``n`` array with ``values[i]`` at ``rows[i]`` and NULL elsewhere."""
+    if not rows:
+        return pa.nulls(n, pa.string())
+    where = np.concatenate(rows)
+    stacked = pa.concat_arrays([v.cast(pa.string()) for v in values])
+    source = np.full(n, len(where), dtype=np.int64)  # index len(where): a NULL appended below
+    source[where] = np.arange(len(where))
+    stacked = pa.concat_arrays([stacked, pa.nulls(1, pa.string())])
+    return stacked.take(pa.array(source))

@@ -31,6 +31,7 @@ from pydantic import BaseModel
 
 from ladder.errors import ValidationGateError
 from ladder.pg import connect
+from ladder.sanitize.scrub import luhn_valid
 
 RESERVED_EMAIL = r"^[^@[:space:]]+@([a-z0-9-]+\.)*(example\.(com|net|org)|[a-z0-9-]+\.(test|invalid)|test|invalid)$"
 _EMAIL = re.compile(
@@ -280,15 +281,7 @@ def _foreign_email(text: str) -> bool:
 
 def _luhn_card(text: str) -> bool:
     digits = re.sub(r"\D", "", text)
-    if not 13 <= len(digits) <= 19:
-        return False
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
+    return 13 <= len(digits) <= 19 and luhn_valid(digits)
 
 
 def _phone_like(text: str) -> bool:

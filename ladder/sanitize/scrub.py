@@ -84,7 +84,8 @@ def _filter_pair(match: re.Match[str]) -> str:
     return f"{match['head']}{FILTERED}"
 
 
-def _luhn(digits: str) -> bool:
+def luhn_valid(digits: str) -> bool:
+    """True when the string of digits passes the Luhn check, as card numbers do."""
     total = 0
     for i, ch in enumerate(reversed(digits)):
         d = ord(ch) - 48
@@ -96,7 +97,7 @@ def _luhn(digits: str) -> bool:
 
 def _card(match: re.Match[str]) -> str:
     digits = re.sub(r"\D", "", match[0])
-    return "[CARD]" if 13 <= len(digits) <= 19 and _luhn(digits) else match[0]
+    return "[CARD]" if 13 <= len(digits) <= 19 and luhn_valid(digits) else match[0]
 
 
 def _phone(match: re.Match[str]) -> str:

@@ -25,7 +25,7 @@ from prefect.client.schemas.filters import (
 from prefect.flow_runs import resume_flow_run
 
 from ladder.entrypoints import PROJECT_ROOT
-from ladder.leases import LeaseLedger
+from ladder.leases import Lease, LeaseLedger
 from ladder.pg import Cluster, create_database, database_exists
 
 pytestmark = pytest.mark.e2e
@@ -157,6 +157,20 @@ def _start_run(runbook_file: Path) -> UUID:
     return run.id
 
 
+def _lease_a_database(ledger: LeaseLedger, run_id: UUID, cluster: Cluster, name: str) -> Lease:
+    """Create a database the way a rung does: leased to the run before it exists."""
+    lease = ledger.take(
+        "postgres_database",
+        name,
+        owner=str(run_id),
+        ttl=timedelta(hours=1),
+        undo={"server": cluster.dsn(), "dbname": name},
+    )
+    create_database(cluster.dsn(), name)
+    ledger.activate(lease.id)
+    return lease
+
+
 def _report(env: dict[str, str]) -> dict:
     (path,) = (Path(env["LADDER_HOME"]) / "reports").glob("e2e-checkout-*.json")
     return json.loads(path.read_text())
@@ -207,15 +221,7 @@ def test_stop_at_a_checkpoint_reverts_the_runs_leases(
     _wait_state(run_id, {"PAUSED"})
     # what an earlier rung of this run changed: a database, leased to the run
     ledger = LeaseLedger(served["LADDER_LEDGER_URL"])
-    lease = ledger.take(
-        "postgres_database",
-        "e2e_replica",
-        owner=str(run_id),
-        ttl=timedelta(hours=1),
-        undo={"server": pg_cluster.dsn(), "dbname": "e2e_replica"},
-    )
-    create_database(pg_cluster.dsn(), "e2e_replica")
-    ledger.activate(lease.id)
+    lease = _lease_a_database(ledger, run_id, pg_cluster, "e2e_replica")
     resume_flow_run(run_id, run_input={"decision": "stop", "approver": "bo", "reason": "enough"})
     assert _wait_state(run_id, {"COMPLETED"}) == "COMPLETED"
     assert not database_exists(pg_cluster.dsn(), "e2e_replica")
@@ -236,15 +242,7 @@ def test_cancelling_a_paused_run_reverts_its_leases(
     run_id = _start_run(runbook_file)
     _wait_state(run_id, {"PAUSED"})
     ledger = LeaseLedger(served["LADDER_LEDGER_URL"])
-    lease = ledger.take(
-        "postgres_database",
-        "e2e_cancelled",
-        owner=str(run_id),
-        ttl=timedelta(hours=1),
-        undo={"server": pg_cluster.dsn(), "dbname": "e2e_cancelled"},
-    )
-    create_database(pg_cluster.dsn(), "e2e_cancelled")
-    ledger.activate(lease.id)
+    lease = _lease_a_database(ledger, run_id, pg_cluster, "e2e_cancelled")
     with get_client(sync_client=True) as client:
         client.set_flow_run_state(run_id, Cancelling(), force=True)
     deadline = time.monotonic() + 60

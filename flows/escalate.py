@@ -14,7 +14,6 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.exceptions import TerminationSignal
-from prefect.runtime import flow_run
 
 from ladder import progress
 from ladder.config import Environment, LoadedRunbook, bind_environment, load_runbook
@@ -34,6 +33,7 @@ from ladder.rungs import (
 from tasks.checkpoints import checkpoint
 from tasks.evidence import evidence_rung
 from tasks.local_replica import local_replica_rung
+from tasks.naming import lease_owner
 from tasks.report import publish_report, report_stem
 
 
@@ -88,11 +88,6 @@ def _bind(loaded: LoadedRunbook, incident: Incident | None) -> tuple[Environment
     if incident is None:
         raise LadderError("an incident is required outside the sandbox")
     return env, incident
-
-
-def _owner() -> str:
-    run_id = flow_run.get_id()
-    return str(run_id) if run_id else f"local-{os.getpid()}"
 
 
 def _revert_leases(owner: str) -> list[LeaseRecord]:
@@ -171,7 +166,7 @@ def escalate(
     loaded = load_runbook(runbook)
     env, incident = _bind(loaded, incident)
     automatic = _automatic_approvals(approve_all, env)
-    owner = _owner()
+    owner = lease_owner()
     climb = Climb(loaded, env, incident.model_copy(deep=True), owner)
     report = Report(
         incident=incident,

@@ -10,17 +10,16 @@ throughput per table are published as a table artifact.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
-from prefect.runtime import flow_run
 
 from ladder.config import bind_environment, load_runbook
 from ladder.errors import ConfigError
 from ladder.replica import create_replica
 from ladder.secrets import resolve_dsn
+from tasks.naming import lease_owner
 
 
 @flow(name="refresh-staging", description="Sanitized production data into staging.")
@@ -42,14 +41,13 @@ def refresh_staging(runbook: str = "runbooks/demo.yaml", keep_previous: int = 1)
             f"{loaded.path}: refresh-staging needs a sanitization policy: set "
             "rungs.local_replica.policy"
         )
-    run_id = flow_run.get_id()
     result = create_replica(
         resolve_dsn(env.production_db.dsn),
         resolve_dsn(env.staging.database.dsn),
         loaded.resolve(policy),
         all_tables=True,
         keep_previous=keep_previous,
-        owner=str(run_id) if run_id else f"local-{os.getpid()}",
+        owner=lease_owner(),
         plan_printer=logger.info,
     )
     rows = result.throughput()

@@ -51,7 +51,8 @@ from ladder.load import (
 from ladder.pg import connect, create_database, redact_dsn, with_dbname
 from ladder.sanitize.policy import Policy, check_policy, load_policy, raise_for_errors
 from ladder.subset import build_plan, execute_plan
-from ladder.validate import GateColumn, GateForeignKey, ValidationResult, enforce, run_gate
+from ladder.subset.graph import ForeignKey
+from ladder.validate import GateColumn, ValidationResult, enforce, run_gate
 
 PlanPrinter = Callable[[str], None]
 SCHEMAS = ("public",)
@@ -276,13 +277,9 @@ def _gate_columns(columns: Mapping[str, list[catalog.Column]], policy: Policy) -
     return out
 
 
-def _gate_fks(plan: Any) -> list[GateForeignKey]:
+def _gate_fks(plan: Any) -> list[ForeignKey]:
     inside = set(plan.order)
-    return [
-        GateForeignKey(fk.name, fk.child, fk.child_columns, fk.parent, fk.parent_columns)
-        for fk in plan.graph.fks
-        if fk.child in inside and fk.parent in inside
-    ]
+    return [fk for fk in plan.graph.fks if fk.child in inside and fk.parent in inside]
 
 
 def _server_label(dsn: str) -> str:

@@ -32,6 +32,7 @@ from pydantic import BaseModel
 from ladder.errors import ValidationGateError
 from ladder.pg import connect
 from ladder.sanitize.scrub import luhn_valid
+from ladder.subset.graph import ForeignKey
 
 RESERVED_EMAIL = r"^[^@[:space:]]+@([a-z0-9-]+\.)*(example\.(com|net|org)|[a-z0-9-]+\.(test|invalid)|test|invalid)$"
 _EMAIL = re.compile(
@@ -59,15 +60,6 @@ class GateColumn:
     column: str
     transformer: str
     sql_type: str
-
-
-@dataclass(frozen=True)
-class GateForeignKey:
-    name: str
-    child: str
-    child_columns: tuple[str, ...]
-    parent: str
-    parent_columns: tuple[str, ...]
 
 
 class GateCheck(BaseModel):
@@ -104,7 +96,7 @@ class ValidationResult(BaseModel):
 def run_gate(
     target_dsn: str,
     columns: Sequence[GateColumn],
-    fks: Sequence[GateForeignKey],
+    fks: Sequence[ForeignKey],
     expected_rows: Mapping[str, int],
     survivors: Mapping[str, Mapping[str, int]],
     *,
@@ -302,7 +294,7 @@ def _validated_constraints(conn: psycopg.Connection) -> set[tuple[str, str]]:
     return {(table, name) for table, name in rows}
 
 
-def _enforced(fk: GateForeignKey, rows: int) -> GateCheck:
+def _enforced(fk: ForeignKey, rows: int) -> GateCheck:
     return GateCheck(
         check="foreign_key_resolves",
         table=fk.child,
@@ -312,7 +304,7 @@ def _enforced(fk: GateForeignKey, rows: int) -> GateCheck:
     )
 
 
-def _orphans(conn: psycopg.Connection, fk: GateForeignKey, rows: int) -> GateCheck:
+def _orphans(conn: psycopg.Connection, fk: ForeignKey, rows: int) -> GateCheck:
     child_cols = [sql.Identifier("c", n) for n in fk.child_columns]
     match = sql.SQL(" AND ").join(
         sql.SQL("{} = {}").format(sql.Identifier("p", p), sql.Identifier("c", ch))

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import psycopg
 
-from ladder.validate import GateForeignKey, run_gate
+from ladder.subset.graph import ForeignKey
+from ladder.validate import run_gate
 
-FK = GateForeignKey("orders_user_fk", "public.orders", ("user_id",), "public.users", ("id",))
+FK = ForeignKey(
+    "orders_user_fk", "public.orders", ("user_id",), "public.users", ("id",), nullable=True
+)
 
 
 def _schema(dsn: str, *, validated: bool) -> None:

@@ -8,7 +8,7 @@ in one run measures, each a median of ``--repeat`` runs into a fresh database:
 * raw: ``pg_dump -t <every table> src | psql new`` (schema, data, indexes and constraints);
 * ladder: ``create_replica(..., all_tables=True)`` with ``runbooks/policies/shop.yaml`` (every PII
   column transformed, validated, swapped in), in a child process. Its peak memory is the larger
-  of the Python process's own ``ru_maxrss`` and the sum of the RSS of its whole process tree
+  of the Python process's own high-water mark (``VmHWM``) and the sum of the RSS of its whole tree
   (Python plus its ``psql``/``pg_restore`` children), sampled from ``/proc`` every 20 ms;
 * subset: 1% of the customers with their orders, items, payments and accounts.
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -81,27 +80,30 @@ def ladder_child(args: argparse.Namespace) -> None:
         params=params,
         ledger=LeaseLedger(args.ledger),
     )
-    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    # Not ru_maxrss: Linux carries the parent's high-water mark across the vfork+exec that
+    # started this process (the parent holds the seeded shop's pools), so it reads ~900 MB here
+    # whatever this process did. VmHWM belongs to this process's own address space.
+    me = _status_kb(os.getpid(), "VmHWM") / 1024
     print(
         json.dumps(
             {
                 "seconds": result.seconds,
                 "copy_seconds": result.copy_seconds,
+                "phases": result.phases,
                 "rows": sum(result.tables.values()),
                 "self_mb": me,
-                "child_mb": kids,
                 "tables": result.throughput(),
             }
         )
     )
 
 
-def _rss_kb(pid: int) -> int:
+def _status_kb(pid: int, field: str = "VmRSS") -> int:
+    """A memory figure (kB) of ``pid`` from ``/proc/PID/status``; 0 when it is gone."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -139,7 +141,7 @@ class TreeMemory:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak_kb = max(self.peak_kb, sum(_rss_kb(p) for p in _tree(self.pid)))
+            self.peak_kb = max(self.peak_kb, sum(_status_kb(p) for p in _tree(self.pid)))
             self._stop.wait(self.every)
 
     def stop(self) -> float:
@@ -213,6 +215,7 @@ def bench(cluster: Cluster, users: int, repeat: int, ledger: str) -> None:
             f" peak RSS {run['self_mb']:.0f} MB (process tree {run['tree_mb']:.0f} MB)",
             flush=True,
         )
+        print("    phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in run["phases"].items()))
     copied = ladder_runs[0]["rows"]
     raw_s = statistics.median(raw_times)
     ladder_s = statistics.median(r["seconds"] for r in ladder_runs)

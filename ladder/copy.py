@@ -53,6 +53,7 @@ PIPE_BLOCK = 1 << 20
 CSV_BLOCK = 4 << 20  # bytes of CSV parsed at a time: bounds memory per table
 QUEUE_DEPTH = 3
 PROGRESS_EVERY = 0.25  # seconds between progress calls per table
+JEMALLOC_DECAY_MS = 1000
 
 
 @dataclass(frozen=True)
@@ -176,15 +177,16 @@ def _bounded_memory() -> None:
     """Keep the process near the working set of the blocks in flight, whatever the table size.
 
     Two allocators held on to what a long copy freed (the process grew to ~0.8 GB at 13M rows):
-    Arrow's default pool on Linux (mimalloc), replaced by jemalloc returning freed pages at once;
-    and glibc malloc, whose threshold for serving big buffers (the pipe reads, ~1-4 MiB) by mmap
-    rises after the first one is freed, after which they fragment the heap. Fixing the threshold
-    at 1 MiB keeps them mmapped. Process-wide, and harmless to repeat; skipped where the
-    allocator is not there.
+    Arrow's default pool on Linux (mimalloc), replaced by jemalloc returning freed pages after a
+    second (at once, every block faulted its pages in again: 10x the page faults, +1 s of system
+    time per 3M-row table); and glibc malloc, whose threshold for serving big buffers (~1-4 MiB)
+    by mmap rises after the first one is freed, after which they fragment the heap. Fixing the
+    threshold at 1 MiB keeps them mmapped. Process-wide, and harmless to repeat; skipped where
+    the allocator is not there.
     """
     try:
         pa.set_memory_pool(pa.jemalloc_memory_pool())
-        pa.jemalloc_set_decay_ms(0)
+        pa.jemalloc_set_decay_ms(JEMALLOC_DECAY_MS)
     except NotImplementedError:  # a pyarrow built without jemalloc: keep its default
         pass
     try:
@@ -307,12 +309,11 @@ class _Reporter:
 def _pipe_stream(src: IO[bytes], dst: IO[bytes], stats: TableStats, report: _Reporter) -> None:
     """Text-format COPY bytes passed through; one newline per row."""
     fd = src.fileno()
-    while True:
-        block = os.read(fd, PIPE_BLOCK)
-        if not block:
-            return
-        dst.write(block)
-        stats.rows += block.count(b"\n")
+    block = bytearray(PIPE_BLOCK)  # one buffer for the whole table: no allocation per read
+    view = memoryview(block)
+    while n := os.readv(fd, [block]):
+        dst.write(view[:n])
+        stats.rows += block.count(b"\n", 0, n)
         report.rows(stats.rows)
 
 

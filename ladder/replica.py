@@ -15,7 +15,8 @@ One job per step, in this order, and nothing reaches the target before the last 
    created, so the janitor drops it if this process dies;
 4. tables from ``pg_dump --schema-only`` (pre-data), rows by COPY streams with PII transformed
    (:mod:`ladder.copy`), then indexes and constraints (post-data) and sequences;
-5. the great-expectations gate (:mod:`ladder.validate`): a failure drops the new database;
+5. the great-expectations gate (:mod:`ladder.validate`): its row checks run while step 4 builds
+   the indexes, its foreign-key checks after; a failure drops the new database;
 6. the atomic swap into the target's name (:mod:`ladder.load`), keeping ``keep_previous`` copies.
 """
 
@@ -25,9 +26,9 @@ import getpass
 import importlib
 import os
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,14 @@ from ladder.pg import connect, create_database, redact_dsn, with_dbname
 from ladder.sanitize.policy import Policy, check_policy, load_policy, raise_for_errors
 from ladder.subset import build_plan, execute_plan
 from ladder.subset.graph import ForeignKey
-from ladder.validate import GateColumn, ValidationResult, enforce, run_gate
+from ladder.validate import (
+    GateColumn,
+    ValidationResult,
+    enforce,
+    judge,
+    measure_foreign_keys,
+    measure_rows,
+)
 
 PlanPrinter = Callable[[str], None]
 SCHEMAS = ("public",)
@@ -67,6 +75,7 @@ class ReplicaResult(BaseModel):
     table_seconds: dict[str, float]
     seconds: float
     copy_seconds: float
+    phases: dict[str, float] = {}  # seconds per step: plan, schema, copy, post_data, gate, swap
     rows_per_s: float
     validation: ValidationResult
     lease_ids: list[str]
@@ -121,6 +130,7 @@ def create_replica(
     ``{"env": NAME}``); by default the target DSN without its password.
     """
     started = time.perf_counter()
+    clock = _PhaseClock()
     policy = load_policy(policy) if isinstance(policy, str | Path) else policy
     key = policy.key_bytes()
     target = target_dbname(target_dsn)
@@ -145,6 +155,7 @@ def create_replica(
         with execute_plan(src, plan, dict(params or {})) as subset:
             if plan_printer:
                 plan_printer(subset.render())
+            clock.lap("plan")
             dump = dump_schema(
                 source_dsn,
                 [(plan.table(t).table.schema, plan.table(t).table.relname) for t in plan.order],
@@ -166,6 +177,7 @@ def create_replica(
                 new_dsn = with_dbname(target_dsn, new)
                 create_schemas(new_dsn, [plan.table(t).table.schema for t in plan.order])
                 restore_section(new_dsn, dump, "pre-data")
+                clock.lap("schema")
                 copies = [
                     _table_copy(subset, plan.table(t).table, columns[t], policy) for t in plan.order
                 ]
@@ -180,24 +192,34 @@ def create_replica(
                     progress=progress,
                 )
                 copy_seconds = time.perf_counter() - copy_started
+                clock.lap("copy")
                 counts = dict(subset.counts)
                 description = subset.describe()
             except BaseException:
                 ledger.revert(lease.id)
                 raise
         try:
-            _prewarm_gate()  # overlaps the index builds, which run in pg_restore
-            restore_section(new_dsn, dump, "post-data", jobs=workers)
-            set_sequences(new_dsn)
-            result = run_gate(
-                new_dsn,
-                _gate_columns(columns, policy),
-                _gate_fks(plan),
-                counts,
-                {t: s.survivors for t, s in stats.items() if s.survivors},
-            )
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate") as gate:
+                # The row checks and GX's import overlap the index builds (run by pg_restore).
+                rows = gate.submit(
+                    measure_rows,
+                    new_dsn,
+                    _gate_columns(columns, policy),
+                    counts,
+                    {t: s.survivors for t, s in stats.items() if s.survivors},
+                )
+                gx = gate.submit(importlib.import_module, "great_expectations")
+                restore_section(new_dsn, dump, "post-data", jobs=workers)
+                set_sequences(new_dsn)
+                clock.lap("post_data")
+                measured = rows.result()
+                gx.result()
+            fk_checks = measure_foreign_keys(new_dsn, _gate_fks(plan), measured.counts)
+            result = judge(measured.checks + fk_checks)
+            clock.lap("gate")
             enforce(result)
             previous = swap(target_dsn, new, target, keep_previous)
+            clock.lap("swap")
         except BaseException:
             ledger.revert(lease.id)
             raise
@@ -211,6 +233,7 @@ def create_replica(
         table_seconds={t: stats[t].seconds for t in plan.order},
         seconds=seconds,
         copy_seconds=copy_seconds,
+        phases=clock.laps,
         rows_per_s=sum(rows.values()) / seconds if seconds else 0.0,
         validation=result,
         lease_ids=[lease.id],
@@ -219,11 +242,17 @@ def create_replica(
     )
 
 
-def _prewarm_gate() -> None:
-    """Import great-expectations (~5 s of CPU) in a background thread for the gate."""
-    threading.Thread(
-        target=importlib.import_module, args=("great_expectations",), name="gx-import", daemon=True
-    ).start()
+class _PhaseClock:
+    """Seconds spent in each named step, measured from the end of the previous one."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._last, 3)
+        self._last = now
 
 
 def _check_policy(

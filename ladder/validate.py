@@ -93,6 +93,14 @@ class ValidationResult(BaseModel):
         )
 
 
+@dataclass
+class RowMeasures:
+    """The checks measured on the rows of a loaded database, and each table's row count."""
+
+    checks: list[GateCheck]
+    counts: dict[str, int]
+
+
 def run_gate(
     target_dsn: str,
     columns: Sequence[GateColumn],
@@ -105,6 +113,22 @@ def run_gate(
     """Measure every check on the loaded database ``target_dsn`` and let GX judge them.
 
     Returns the result whether it passed or not; :func:`enforce` turns a failure into an error.
+    """
+    rows = measure_rows(target_dsn, columns, expected_rows, survivors, sample_rows=sample_rows)
+    return judge(rows.checks + measure_foreign_keys(target_dsn, fks, rows.counts))
+
+
+def measure_rows(
+    target_dsn: str,
+    columns: Sequence[GateColumn],
+    expected_rows: Mapping[str, int],
+    survivors: Mapping[str, Mapping[str, int]],
+    *,
+    sample_rows: int = SAMPLE_ROWS,
+) -> RowMeasures:
+    """Every check but the foreign keys: survivors, row counts, emails and free text.
+
+    It reads only rows, so it may run while indexes and constraints are still being built.
     """
     checks: list[GateCheck] = []
     for table, cols in survivors.items():
@@ -137,14 +161,21 @@ def run_gate(
                 col.transformer == "keep" and col.sql_type in FREE_TEXT_TYPES
             ):
                 checks.extend(_free_text(conn, col, sample_rows))
+    return RowMeasures(checks, counts)
+
+
+def measure_foreign_keys(
+    target_dsn: str, fks: Sequence[ForeignKey], counts: Mapping[str, int]
+) -> list[GateCheck]:
+    """One ``foreign_key_resolves`` check per foreign key, once the constraints are built."""
+    with connect(target_dsn, autocommit=True) as conn:
         enforced = _validated_constraints(conn)
-        for fk in fks:
-            rows = counts.get(fk.child, 0)
-            if (fk.child, fk.name) in enforced:
-                checks.append(_enforced(fk, rows))
-            else:
-                checks.append(_orphans(conn, fk, rows))
-    return judge(checks)
+        return [
+            _enforced(fk, counts.get(fk.child, 0))
+            if (fk.child, fk.name) in enforced
+            else _orphans(conn, fk, counts.get(fk.child, 0))
+            for fk in fks
+        ]
 
 
 def enforce(result: ValidationResult) -> ValidationResult:

@@ -1,7 +1,7 @@
 """Loading a replica database: schema from pg_dump, sequences, and the atomic swap into place.
 
-The schema travels as a custom-format ``pg_dump --schema-only`` of exactly the copied tables,
-taken in the subset's snapshot; ``pg_restore --section=pre-data`` creates the tables before the
+The schema travels as a custom-format ``pg_dump --schema-only`` of the source database, taken
+in the subset's snapshot; ``pg_restore --section=pre-data`` creates the tables before the
 data, ``--section=post-data`` adds indexes and constraints after it (``-j`` jobs in parallel).
 
 The swap renames the old target aside and the new database into its place in ONE transaction,
@@ -12,7 +12,6 @@ are dropped.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,10 +53,14 @@ def _previous_name(target: str) -> str:
     return _with_suffix(target, f"{PREV_MARK}{datetime.now(UTC).strftime('%Y%m%d%H%M%S%f')}")
 
 
-def dump_schema(
-    source_dsn: str, tables: Sequence[tuple[str, str]], snapshot_id: str, out: Path
-) -> Path:
-    """``pg_dump -Fc --schema-only`` of ``tables`` ((schema, name) pairs) in ``snapshot_id``."""
+def dump_schema(source_dsn: str, snapshot_id: str, out: Path) -> Path:
+    """``pg_dump -Fc --schema-only`` of the whole source database in ``snapshot_id``.
+
+    Every table comes (those the plan does not copy stay empty, so the app still finds them),
+    with what tables need and ``pg_dump -t`` leaves out: extensions, enum and composite types,
+    domains, functions behind defaults and triggers, standalone sequences, views. Publications,
+    subscriptions, security labels and tablespaces stay behind: they belong to the source server.
+    """
     conninfo, env = conninfo_env(source_dsn)
     argv = [
         str(find_bindir() / "pg_dump"),
@@ -65,19 +68,16 @@ def dump_schema(
         "--schema-only",
         "--format=custom",
         f"--snapshot={snapshot_id}",
+        "--no-publications",
+        "--no-subscriptions",
+        "--no-security-labels",
+        "--no-tablespaces",
         f"--file={out}",
     ]
-    for schema, name in tables:
-        argv.append(f"--table={_pattern(schema)}.{_pattern(name)}")
     res = run(argv, env=env, timeout=600)
     if not res.ok:
         raise PostgresError(f"pg_dump --schema-only failed: {res.tail(5)}")
     return out
-
-
-def _pattern(name: str) -> str:
-    """A pg_dump pattern matching exactly ``name`` (quoted: no wildcards, case kept)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def restore_section(target_dsn: str, dump: Path, section: str, jobs: int = 1) -> None:
@@ -96,13 +96,6 @@ def restore_section(target_dsn: str, dump: Path, section: str, jobs: int = 1) ->
     res = run(argv, env=env, timeout=None)
     if not res.ok:
         raise PostgresError(f"pg_restore --section={section} failed: {res.tail(5)}")
-
-
-def create_schemas(target_dsn: str, schemas: Sequence[str]) -> None:
-    """Schemas other than public (``pg_dump -t`` does not dump them)."""
-    with connect(target_dsn, autocommit=True) as conn:
-        for schema in sorted(set(schemas) - {"public"}):
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
 
 
 _OWNED_SEQUENCES = """

@@ -13,7 +13,9 @@ One job per step, in this order, and nothing reaches the target before the last 
    entry raises :class:`PolicyError` before a database exists (fail closed);
 3. a new database ``<target>__ladder_<id>``, leased (``postgres_database``) *before* it is
    created, so the janitor drops it if this process dies;
-4. tables from ``pg_dump --schema-only`` (pre-data), rows by COPY streams with PII transformed
+4. the source's schema from ``pg_dump --schema-only`` (pre-data: every table, the copied ones
+   and the rest left empty, with the types, extensions and functions they use), rows by COPY
+   streams with PII transformed
    (:mod:`ladder.copy`), then indexes and constraints (post-data) and sequences;
 5. the great-expectations gate (:mod:`ladder.validate`): its row checks run while step 4 builds
    the indexes, its foreign-key checks after; a failure drops the new database;
@@ -41,7 +43,6 @@ from ladder.copy import Progress, TableCopy, copy_tables
 from ladder.errors import PolicyError
 from ladder.leases import LeaseLedger
 from ladder.load import (
-    create_schemas,
     dump_schema,
     new_database_name,
     restore_section,
@@ -156,12 +157,7 @@ def create_replica(
             if plan_printer:
                 plan_printer(subset.render())
             clock.lap("plan")
-            dump = dump_schema(
-                source_dsn,
-                [(plan.table(t).table.schema, plan.table(t).table.relname) for t in plan.order],
-                subset.snapshot_id,
-                Path(tmp) / "schema.dump",
-            )
+            dump = dump_schema(source_dsn, subset.snapshot_id, Path(tmp) / "schema.dump")
             new = new_database_name(target)
             lease = ledger.take(
                 "postgres_database",
@@ -175,7 +171,6 @@ def create_replica(
                 create_database(target_dsn, new)
                 ledger.activate(lease.id)
                 new_dsn = with_dbname(target_dsn, new)
-                create_schemas(new_dsn, [plan.table(t).table.schema for t in plan.order])
                 restore_section(new_dsn, dump, "pre-data")
                 clock.lap("schema")
                 copies = [

@@ -208,6 +208,85 @@ def test_subset_follows_foreign_keys_with_bound_parameters(
     assert fk_checks and all(c.failures == 0 for c in fk_checks)
 
 
+DEPENDENT_SCHEMA = """
+CREATE EXTENSION citext;
+CREATE EXTENSION pg_trgm;
+CREATE SCHEMA app;
+CREATE TYPE app.mood AS ENUM ('happy', 'sad');
+CREATE DOMAIN us_zip AS text CHECK (VALUE ~ '^[0-9]{5}$');
+CREATE FUNCTION next_slug() RETURNS text LANGUAGE sql AS $$ SELECT 'slug-' || 42 $$;
+CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN NEW.updated_at := now(); RETURN NEW; END $$;
+CREATE TABLE people (
+  id bigserial PRIMARY KEY,
+  email citext NOT NULL UNIQUE,
+  mood app.mood NOT NULL,
+  zip us_zip,
+  slug text NOT NULL DEFAULT next_slug(),
+  name text,
+  name_lower text GENERATED ALWAYS AS (lower(name)) STORED,
+  updated_at timestamptz
+);
+CREATE INDEX people_name_trgm ON people USING gin (name gin_trgm_ops);
+CREATE TRIGGER people_touch BEFORE UPDATE ON people FOR EACH ROW EXECUTE FUNCTION touch();
+CREATE VIEW app.happy_people AS SELECT id, name FROM people WHERE mood = 'happy';
+CREATE TABLE visits (id bigserial PRIMARY KEY, person_id bigint NOT NULL REFERENCES people (id));
+CREATE TABLE search_terms (id bigserial PRIMARY KEY, term text NOT NULL);
+INSERT INTO people (email, mood, zip, name)
+  VALUES ('Ann@Example.org', 'happy', '12345', 'Ann Original'), ('bob@corp.io', 'sad', NULL, 'Bob');
+INSERT INTO visits (person_id) VALUES (1), (2);
+INSERT INTO search_terms (term) VALUES ('ann smith');
+"""
+
+
+def test_types_extensions_functions_and_untouched_tables_come_along(
+    pg_db: str, target: str, ledger: LeaseLedger, tmp_path: Path
+) -> None:
+    """A Rails schema uses more than tables: the replica gets the enum, domain, extensions,
+    functions, trigger, view and generated column, and every table (uncopied ones empty)."""
+    with connect(pg_db, autocommit=True) as conn:
+        conn.execute(DEPENDENT_SCHEMA)
+    policy = tmp_path / "people.yaml"
+    policy.write_text(
+        "key: {env: LADDER_PSEUDONYM_KEY}\n"
+        "tables:\n"
+        "  people: {id: keep, email: email, mood: keep, zip: keep, slug: keep,"
+        " name: name, updated_at: keep}\n"
+        "  visits: {id: keep, person_id: keep}\n"
+    )
+    result = create_replica(
+        pg_db,
+        target,
+        policy,
+        seeds=["people: mood = :mood"],
+        params={"mood": "happy"},
+        ledger=ledger,
+    )
+    assert result.tables == {"public.people": 1, "public.visits": 1}
+    assert result.validation.passed
+    [(name, lowered, mood, email)] = _rows(
+        target, "SELECT name, name_lower, mood::text, email::text FROM people"
+    )
+    assert name != "Ann Original" and lowered == name.lower()  # computed from the pseudonym
+    assert mood == "happy" and RESERVED.search(email)
+    assert _rows(target, "SELECT * FROM app.happy_people") == [(1, name)]
+    # the table the plan did not copy exists, empty
+    assert _rows(target, "SELECT count(*) FROM search_terms") == [(0,)]
+    with connect(target) as conn:
+        new = conn.execute(
+            "INSERT INTO people (email, mood, zip, name) VALUES ('A@X.TEST', 'sad', '54321',"
+            " 'Zed') RETURNING id, slug"
+        ).fetchone()
+        assert new == (2, "slug-42")  # sequence past the copied ids; function default works
+        conn.execute("UPDATE people SET zip = '11111' WHERE id = 2")
+        touched = conn.execute("SELECT updated_at IS NOT NULL FROM people WHERE id = 2")
+        assert touched.fetchone() == (True,)
+        with pytest.raises(Exception, match="us_zip"):
+            conn.execute("UPDATE people SET zip = 'nope' WHERE id = 2")
+    indexes = _rows(target, "SELECT indexdef FROM pg_indexes WHERE indexname = 'people_name_trgm'")
+    assert "gin_trgm_ops" in indexes[0][0]
+
+
 def test_injection_in_a_parameter_is_bound_not_run(
     shop: str, target: str, ledger: LeaseLedger
 ) -> None:

@@ -91,7 +91,7 @@ def ladder_child(args: argparse.Namespace) -> None:
             {
                 "seconds": result.seconds,
                 "copy_seconds": result.copy_seconds,
-                "phases": result.phases,
+                "steps": result.step_seconds,
                 "rows": sum(result.tables.values()),
                 "self_mb": me,
                 "tables": result.throughput(),
@@ -217,7 +217,7 @@ def bench(cluster: Cluster, users: int, repeat: int, ledger: str) -> None:
             f" peak RSS {run['self_mb']:.0f} MB (process tree {run['tree_mb']:.0f} MB)",
             flush=True,
         )
-        print("    phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in run["phases"].items()))
+        print("    steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in run["steps"].items()))
     copied = ladder_runs[0]["rows"]
     raw_s = statistics.median(raw_times)
     ladder_s = statistics.median(r["seconds"] for r in ladder_runs)

@@ -76,7 +76,7 @@ class ReplicaResult(BaseModel):
     table_seconds: dict[str, float]
     seconds: float
     copy_seconds: float
-    phases: dict[str, float] = {}  # seconds per step: plan, schema, copy, post_data, gate, swap
+    step_seconds: dict[str, float] = {}  # plan, schema, copy, post_data, gate, swap
     rows_per_s: float
     validation: ValidationResult
     lease_ids: list[str]
@@ -228,7 +228,7 @@ def create_replica(
         table_seconds={t: stats[t].seconds for t in plan.order},
         seconds=seconds,
         copy_seconds=copy_seconds,
-        phases=clock.laps,
+        step_seconds=clock.laps,
         rows_per_s=sum(rows.values()) / seconds if seconds else 0.0,
         validation=result,
         lease_ids=[lease.id],

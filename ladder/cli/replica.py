@@ -139,6 +139,8 @@ def create(
         "tables": result.tables,
         "seconds": round(result.seconds, 3),
         "rows_per_s": round(result.rows_per_s),
+        "table_seconds": {t: round(s, 3) for t, s in result.table_seconds.items()},
+        "step_seconds": result.step_seconds,
         "validation": {
             "passed": result.validation.passed,
             "checks": len(result.validation.checks),

@@ -458,5 +458,7 @@ def test_cli_subprocess_json_summary(shop: str, target: str, tmp_path: Path) -> 
     summary = json.loads(res.stdout)
     assert summary["tables"]["public.users"] == 5
     assert summary["validation"]["passed"] is True
+    assert set(summary["table_seconds"]) == set(summary["tables"])
+    assert set(summary["step_seconds"]) == {"plan", "schema", "copy", "post_data", "gate", "swap"}
     assert "subset plan" in res.stderr
     assert _rows(target, "SELECT count(*) FROM users")[0][0] == 5

@@ -45,6 +45,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ladder.errors import PostgresError
 from ladder.pg import find_bindir
+from ladder.sanitize.fit import char_limit, fit
 from ladder.sanitize.registry import Transformer
 
 Progress = Callable[[str, int, int], None]
@@ -67,6 +68,7 @@ class TableCopy:
     query: sql.Composable  # SELECT of ``columns`` in this order
     transforms: dict[str, Transformer] = field(default_factory=dict)
     survival: frozenset[str] = frozenset()  # transformed columns whose originals must not survive
+    types: dict[str, str] = field(default_factory=dict)  # SQL type of each transformed column
     expected_rows: int = 0
 
 
@@ -372,6 +374,9 @@ def _transform_stream(
                 new = t.transform(arrays[i], key)
                 if isinstance(new, pa.ChunkedArray):
                     new = new.combine_chunks()
+                sql_type = copy.types.get(name, "")
+                if (limit := char_limit(sql_type)) is not None:
+                    new = fit(new, limit, f"{copy.name}.{name}", sql_type, t)
                 if name in copy.survival:
                     same = pc.sum(pc.fill_null(pc.equal(arrays[i], new.cast(pa.string())), False))
                     stats.survivors[name] += int(same.as_py() or 0)

@@ -268,6 +268,7 @@ def _check_policy(
 
 def _table_copy(subset: Any, table: Any, cols: list[catalog.Column], policy: Policy) -> TableCopy:
     transforms = {}
+    types = {}
     survival = set()
     for col in cols:
         rule = policy.rule(table.name, col.name)
@@ -276,6 +277,7 @@ def _table_copy(subset: Any, table: Any, cols: list[catalog.Column], policy: Pol
             continue
         t = rule.build(unique=col.is_unique)
         transforms[col.name] = t
+        types[col.name] = col.type
         if t.keyed and t.replaces_pii:
             survival.add(col.name)
     names = tuple(c.name for c in cols)
@@ -287,6 +289,7 @@ def _table_copy(subset: Any, table: Any, cols: list[catalog.Column], policy: Pol
         query=subset.copy_query(table.name, list(names)),
         transforms=transforms,
         survival=frozenset(survival),
+        types=types,
         expected_rows=int(subset.counts.get(table.name, 0)),
     )
 

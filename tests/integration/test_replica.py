@@ -21,7 +21,13 @@ from psycopg.conninfo import conninfo_to_dict
 from typer.testing import CliRunner
 
 from ladder.cli import app
-from ladder.errors import ConfigError, PolicyError, PostgresError, ValidationGateError
+from ladder.errors import (
+    ConfigError,
+    PolicyError,
+    PostgresError,
+    SanitizeError,
+    ValidationGateError,
+)
 from ladder.leases import LeaseLedger
 from ladder.load import previous_copies
 from ladder.pg import Cluster, connect, create_database, drop_database, with_dbname
@@ -285,6 +291,40 @@ def test_types_extensions_functions_and_untouched_tables_come_along(
             conn.execute("UPDATE people SET zip = 'nope' WHERE id = 2")
     indexes = _rows(target, "SELECT indexdef FROM pg_indexes WHERE indexname = 'people_name_trgm'")
     assert "gin_trgm_ops" in indexes[0][0]
+
+
+def test_pseudonyms_longer_than_a_varchar_are_cut_or_refused(
+    pg_db: str, target: str, ledger: LeaseLedger, tmp_path: Path
+) -> None:
+    with connect(pg_db, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE contacts (id bigserial PRIMARY KEY, phone varchar(12), nick char(4),"
+            " email varchar(16) UNIQUE)"
+        )
+        conn.execute(
+            "INSERT INTO contacts (phone, nick, email) SELECT '555-01' || i, 'Al', 'a' || i || '@b.co'"
+            " FROM generate_series(10, 60) AS i"
+        )
+    policy = tmp_path / "contacts.yaml"
+
+    def write(email: str) -> None:
+        policy.write_text(
+            "key: {env: LADDER_PSEUDONYM_KEY}\ntables:\n"
+            f"  contacts: {{id: keep, phone: phone, nick: first_name, email: {email}}}\n"
+        )
+
+    write("keep")
+    create_replica(pg_db, target, policy, all_tables=True, ledger=ledger)
+    rows = _rows(target, "SELECT phone, nick FROM contacts")
+    assert len(rows) == 51
+    assert all(len(phone) <= 12 for phone, _ in rows)  # Faker phones run to 20+: cut to fit
+    assert {nick for _, nick in rows} - {"Al  "}  # pseudonyms, cut to char(4)
+    # an email cannot be cut (it would not be an address): refused, naming column and type
+    write("email")
+    with pytest.raises(SanitizeError, match=r"public\.contacts\.email: .* character varying\(16\)"):
+        create_replica(pg_db, target, policy, all_tables=True, ledger=ledger)
+    assert _rows(target, "SELECT count(*) FROM contacts") == [(51,)]  # the old copy stays
+    assert _ladder_dbs(pg_db) == []
 
 
 def test_injection_in_a_parameter_is_bound_not_run(

@@ -40,7 +40,7 @@ from pydantic import BaseModel
 
 from ladder import catalog
 from ladder.copy import Progress, TableCopy, copy_tables
-from ladder.errors import PolicyError
+from ladder.errors import ConfigError, PolicyError
 from ladder.leases import LeaseLedger
 from ladder.load import (
     dump_schema,
@@ -65,6 +65,7 @@ from ladder.validate import (
 
 PlanPrinter = Callable[[str], None]
 SCHEMAS = ("public",)
+DEFAULT_STATEMENT_TIMEOUT = 300.0  # seconds, for each subset planning query on the source
 
 
 class ReplicaResult(BaseModel):
@@ -123,15 +124,20 @@ def create_replica(
     ledger: LeaseLedger | None = None,
     workers: int = 2,
     server_ref: str | dict[str, str] | None = None,
+    statement_timeout: float | None = DEFAULT_STATEMENT_TIMEOUT,
 ) -> ReplicaResult:
     """Copy a sanitized subset (or, with ``all_tables``, everything) of ``source_dsn`` into the
     database ``target_dsn`` names, replacing it atomically if it exists.
 
     ``server_ref`` is how the lease's undo reaches the target server (a password-free DSN or
-    ``{"env": NAME}``); by default the target DSN without its password.
+    ``{"env": NAME}``); by default the target DSN without its password. ``statement_timeout``
+    (seconds; None or 0: none) bounds each planning query of a subset on the source (catalog,
+    seeds, foreign keys, counts), so a seed condition that scans a huge production table is
+    cancelled instead of holding a snapshot open for hours. With ``all_tables`` it does not
+    apply (counting whole tables takes as long as they are big), nor to the COPY streams.
     """
     started = time.perf_counter()
-    clock = _PhaseClock()
+    clock = _StepClock()
     policy = load_policy(policy) if isinstance(policy, str | Path) else policy
     key = policy.key_bytes()
     target = target_dbname(target_dsn)
@@ -142,6 +148,7 @@ def create_replica(
         connect(source_dsn, autocommit=True) as src,
         tempfile.TemporaryDirectory(prefix="ladder-replica-") as tmp,
     ):
+        _limit_statements(src, None if all_tables else statement_timeout)
         plan = build_plan(
             src,
             list(seeds),
@@ -237,7 +244,15 @@ def create_replica(
     )
 
 
-class _PhaseClock:
+def _limit_statements(conn: Any, seconds: float | None) -> None:
+    """``statement_timeout`` for the rest of this session (``seconds`` None or 0: no limit)."""
+    if seconds is not None and seconds < 0:
+        raise ConfigError(f"the statement timeout must be 0 (none) or more seconds, not {seconds}")
+    millis = round(seconds * 1000) if seconds else 0
+    conn.execute("SELECT pg_catalog.set_config('statement_timeout', %s, false)", [str(millis)])
+
+
+class _StepClock:
     """Seconds spent in each named step, measured from the end of the previous one."""
 
     def __init__(self) -> None:

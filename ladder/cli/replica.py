@@ -102,6 +102,14 @@ def create(
     keep_previous: Annotated[
         int, typer.Option("--keep-previous", help="previous copies to keep")
     ] = 0,
+    statement_timeout: Annotated[
+        float,
+        typer.Option(
+            "--statement-timeout",
+            help="seconds each subset planning query may run on the source (0: no limit;"
+            " --all has none)",
+        ),
+    ] = 300.0,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary")] = False,
 ) -> None:
     """Copy a sanitized subset (or --all) of SOURCE into TARGET, validated, swapped in atomically."""
@@ -128,6 +136,7 @@ def create(
                 all_tables=all_tables,
                 child_depth=child_depth,
                 keep_previous=keep_previous,
+                statement_timeout=statement_timeout,
                 progress=bars,
                 plan_printer=lambda text: out.print(text, soft_wrap=True, markup=False),
             )

@@ -46,5 +46,11 @@ def translate(what: str) -> Iterator[None]:
     """Turn a psycopg error into :class:`PostgresError` saying what Ladder was doing."""
     try:
         yield
+    except psycopg.errors.QueryCanceled as exc:
+        raise PostgresError(
+            f"{what} was cancelled: {exc}".strip()
+            + " (a statement timeout bounds each planning query on the source: narrow the seed"
+            " condition, or raise --statement-timeout)"
+        ) from exc
     except psycopg.Error as exc:
         raise PostgresError(f"{what} failed: {exc}".strip()) from exc

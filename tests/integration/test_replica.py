@@ -348,6 +348,23 @@ def test_injection_in_a_parameter_is_bound_not_run(
         create_replica(shop, target, POLICY, seeds=["users: true; DROP TABLE users"], ledger=ledger)
 
 
+def test_a_slow_seed_is_cancelled_by_the_statement_timeout(
+    shop: str, target: str, ledger: LeaseLedger
+) -> None:
+    with pytest.raises(PostgresError, match=r"statement timeout.*--statement-timeout"):
+        create_replica(
+            shop,
+            target,
+            POLICY,
+            seeds=["users: pg_sleep(0.1) IS NOT NULL"],  # 300 users: 30 s without the limit
+            ledger=ledger,
+            statement_timeout=0.5,
+        )
+    assert _dbname(target) not in _databases(shop) and _ladder_dbs(shop) == []
+    with pytest.raises(ConfigError, match="statement timeout"):
+        create_replica(shop, target, POLICY, all_tables=True, ledger=ledger, statement_timeout=-1)
+
+
 # --- fail closed ------------------------------------------------------------------------------
 
 

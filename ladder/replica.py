@@ -136,6 +136,10 @@ def create_replica(
     cancelled instead of holding a snapshot open for hours. With ``all_tables`` it does not
     apply (counting whole tables takes as long as they are big), nor to the COPY streams.
     """
+    if statement_timeout is not None and statement_timeout < 0:
+        raise ConfigError(
+            f"the statement timeout must be 0 (none) or more seconds, not {statement_timeout}"
+        )
     started = time.perf_counter()
     clock = _StepClock()
     policy = load_policy(policy) if isinstance(policy, str | Path) else policy
@@ -246,8 +250,6 @@ def create_replica(
 
 def _limit_statements(conn: Any, seconds: float | None) -> None:
     """``statement_timeout`` for the rest of this session (``seconds`` None or 0: no limit)."""
-    if seconds is not None and seconds < 0:
-        raise ConfigError(f"the statement timeout must be 0 (none) or more seconds, not {seconds}")
     millis = round(seconds * 1000) if seconds else 0
     conn.execute("SELECT pg_catalog.set_config('statement_timeout', %s, false)", [str(millis)])
 

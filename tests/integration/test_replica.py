@@ -491,6 +491,10 @@ def test_cli_bad_input_exits_1_with_a_message(
         (["--policy", str(POLICY), "--seed", "users: id = ANY(:user_ids)"], "user_ids"),
         (["--policy", str(POLICY), "--seed", "users: id = :uid", "--param", "uid"], "NAME=VALUE"),
         (["--all"], "--policy is required"),
+        (
+            ["--policy", str(POLICY), "--all", "--statement-timeout", "-1"],
+            "statement timeout must be 0 (none) or more seconds",
+        ),
     ]
     for extra, message in cases:
         res = runner.invoke(app, [*base, *extra])

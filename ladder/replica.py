@@ -64,7 +64,7 @@ from ladder.validate import (
 )
 
 PlanPrinter = Callable[[str], None]
-SCHEMAS = ("public",)
+SCHEMAS = ("public",)  # where unqualified table names are looked up, and what --all copies
 DEFAULT_STATEMENT_TIMEOUT = 300.0  # seconds, for each subset planning query on the source
 
 
@@ -125,6 +125,7 @@ def create_replica(
     workers: int = 2,
     server_ref: str | dict[str, str] | None = None,
     statement_timeout: float | None = DEFAULT_STATEMENT_TIMEOUT,
+    schemas: Sequence[str] = SCHEMAS,
 ) -> ReplicaResult:
     """Copy a sanitized subset (or, with ``all_tables``, everything) of ``source_dsn`` into the
     database ``target_dsn`` names, replacing it atomically if it exists.
@@ -135,6 +136,8 @@ def create_replica(
     seeds, foreign keys, counts), so a seed condition that scans a huge production table is
     cancelled instead of holding a snapshot open for hours. With ``all_tables`` it does not
     apply (counting whole tables takes as long as they are big), nor to the COPY streams.
+    ``schemas``: where unqualified table names are looked up and what ``all_tables`` copies;
+    a qualified name (``app.badges``) and foreign keys reach any schema.
     """
     if statement_timeout is not None and statement_timeout < 0:
         raise ConfigError(
@@ -156,7 +159,7 @@ def create_replica(
         plan = build_plan(
             src,
             list(seeds),
-            schemas=SCHEMAS,
+            schemas=list(schemas),
             depth=child_depth,
             caps=dict(caps or {}),
             whole_tables=list(whole_tables),
@@ -270,8 +273,14 @@ class _StepClock:
 def _check_policy(
     src: Any, policy: Policy, tables: list[str], printer: PlanPrinter | None
 ) -> dict[str, list[catalog.Column]]:
-    """Catalog columns of the copied tables; :class:`PolicyError` lists every uncovered column."""
-    every = catalog.columns(src, catalog.list_tables(src, SCHEMAS))
+    """Catalog columns of the copied tables; :class:`PolicyError` lists every uncovered column.
+
+    The catalog read covers every schema a copied table or a policy entry is in, so an entry
+    for a table that no longer exists is found wherever it was.
+    """
+    named = [*tables, *(catalog.qualify(t) for t in policy.rules())]
+    schemas = sorted({*SCHEMAS, *(catalog.split(t)[0] for t in named)})
+    every = catalog.columns(src, catalog.list_tables(src, schemas))
     findings = check_policy(policy, every, tables)
     raise_for_errors(findings)
     for finding in findings:  # only warnings are left: say them with the plan

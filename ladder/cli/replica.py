@@ -98,6 +98,13 @@ def create(
         typer.Option("--param", help="NAME=VALUE bound into the seeds (repeatable)"),
     ] = None,
     all_tables: Annotated[bool, typer.Option("--all", help="copy every table whole")] = False,
+    schema: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--schema",
+            help="schema of unqualified table names and of --all (repeatable; default public)",
+        ),
+    ] = None,
     child_depth: Annotated[int, typer.Option("--child-depth", help="levels of child rows")] = 2,
     keep_previous: Annotated[
         int, typer.Option("--keep-previous", help="previous copies to keep")
@@ -137,6 +144,7 @@ def create(
                 child_depth=child_depth,
                 keep_previous=keep_previous,
                 statement_timeout=statement_timeout,
+                schemas=schema or ["public"],
                 progress=bars,
                 plan_printer=lambda text: out.print(text, soft_wrap=True, markup=False),
             )

@@ -237,10 +237,13 @@ CREATE INDEX people_name_trgm ON people USING gin (name gin_trgm_ops);
 CREATE TRIGGER people_touch BEFORE UPDATE ON people FOR EACH ROW EXECUTE FUNCTION touch();
 CREATE VIEW app.happy_people AS SELECT id, name FROM people WHERE mood = 'happy';
 CREATE TABLE visits (id bigserial PRIMARY KEY, person_id bigint NOT NULL REFERENCES people (id));
+CREATE TABLE app.badges (id bigserial PRIMARY KEY, person_id bigint REFERENCES people (id),
+  label text NOT NULL);
 CREATE TABLE search_terms (id bigserial PRIMARY KEY, term text NOT NULL);
 INSERT INTO people (email, mood, zip, name)
   VALUES ('Ann@Example.org', 'happy', '12345', 'Ann Original'), ('bob@corp.io', 'sad', NULL, 'Bob');
 INSERT INTO visits (person_id) VALUES (1), (2);
+INSERT INTO app.badges (person_id, label) VALUES (1, 'early bird'), (2, 'night owl');
 INSERT INTO search_terms (term) VALUES ('ann smith');
 """
 
@@ -259,6 +262,7 @@ def test_types_extensions_functions_and_untouched_tables_come_along(
         "  people: {id: keep, email: email, mood: keep, zip: keep, slug: keep,"
         " name: name, updated_at: keep}\n"
         "  visits: {id: keep, person_id: keep}\n"
+        "  app.badges: {id: keep, person_id: keep, label: keep}\n"
     )
     result = create_replica(
         pg_db,
@@ -268,7 +272,9 @@ def test_types_extensions_functions_and_untouched_tables_come_along(
         params={"mood": "happy"},
         ledger=ledger,
     )
-    assert result.tables == {"public.people": 1, "public.visits": 1}
+    # the foreign key from another schema's table is followed like any other
+    assert result.tables == {"public.people": 1, "public.visits": 1, "app.badges": 1}
+    assert _rows(target, "SELECT label FROM app.badges") == [("early bird",)]
     assert result.validation.passed
     [(name, lowered, mood, email)] = _rows(
         target, "SELECT name, name_lower, mood::text, email::text FROM people"
@@ -291,6 +297,9 @@ def test_types_extensions_functions_and_untouched_tables_come_along(
             conn.execute("UPDATE people SET zip = 'nope' WHERE id = 2")
     indexes = _rows(target, "SELECT indexdef FROM pg_indexes WHERE indexname = 'people_name_trgm'")
     assert "gin_trgm_ops" in indexes[0][0]
+    # --all copies the schemas it is given (with the parents their rows need)
+    again = create_replica(pg_db, target, policy, all_tables=True, schemas=["app"], ledger=ledger)
+    assert again.tables == {"public.people": 2, "app.badges": 2}
 
 
 def test_pseudonyms_longer_than_a_varchar_are_cut_or_refused(

@@ -11,6 +11,7 @@ are dropped.
 
 from __future__ import annotations
 
+import graphlib
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
@@ -124,6 +125,35 @@ def set_sequences(target_dsn: str) -> int:
                 [seq],
             )
         return len(owned)
+
+
+_MATERIALIZED_VIEWS = """
+SELECT c.oid, n.nspname, c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'm'
+"""
+_VIEW_DEPENDENCIES = """
+SELECT DISTINCT r.ev_class, d.refobjid
+FROM pg_rewrite r
+JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+JOIN pg_class dep ON dep.oid = d.refobjid AND dep.relkind = 'm'
+WHERE d.refobjid <> r.ev_class
+"""
+
+
+def refresh_materialized_views(target_dsn: str) -> int:
+    """Populate every materialized view (a schema-only restore leaves them empty and unreadable),
+    each after the ones it reads; returns how many. They are computed from the replica's rows."""
+    with connect(target_dsn, autocommit=True) as conn:
+        names = {oid: (schema, rel) for oid, schema, rel in conn.execute(_MATERIALIZED_VIEWS)}
+        needs: dict[int, set[int]] = {oid: set() for oid in names}
+        for view, dep in conn.execute(_VIEW_DEPENDENCIES).fetchall():
+            if view in needs:
+                needs[view].add(dep)
+        for oid in graphlib.TopologicalSorter(needs).static_order():
+            view = sql.Identifier(*names[oid])
+            conn.execute(sql.SQL("REFRESH MATERIALIZED VIEW {}").format(view))
+        return len(names)
 
 
 def analyze(target_dsn: str) -> None:

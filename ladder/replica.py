@@ -16,7 +16,8 @@ One job per step, in this order, and nothing reaches the target before the last 
 4. the source's schema from ``pg_dump --schema-only`` (pre-data: every table, the copied ones
    and the rest left empty, with the types, extensions and functions they use), rows by COPY
    streams with PII transformed
-   (:mod:`ladder.copy`), then indexes and constraints (post-data) and sequences;
+   (:mod:`ladder.copy`), then indexes and constraints (post-data), sequences and materialized
+   views (refreshed from the sanitized rows);
 5. the great-expectations gate (:mod:`ladder.validate`): its row checks run while step 4 builds
    the indexes, its foreign-key checks after; a failure drops the new database;
 6. the atomic swap into the target's name (:mod:`ladder.load`), keeping ``keep_previous`` copies.
@@ -45,6 +46,7 @@ from ladder.leases import LeaseLedger
 from ladder.load import (
     dump_schema,
     new_database_name,
+    refresh_materialized_views,
     restore_section,
     set_sequences,
     swap,
@@ -220,6 +222,7 @@ def create_replica(
                 gx = gate.submit(importlib.import_module, "great_expectations")
                 restore_section(new_dsn, dump, "post-data", jobs=workers)
                 set_sequences(new_dsn)
+                refresh_materialized_views(new_dsn)
                 clock.lap("post_data")
                 measured = rows.result()
                 gx.result()

@@ -236,6 +236,9 @@ CREATE TABLE people (
 CREATE INDEX people_name_trgm ON people USING gin (name gin_trgm_ops);
 CREATE TRIGGER people_touch BEFORE UPDATE ON people FOR EACH ROW EXECUTE FUNCTION touch();
 CREATE VIEW app.happy_people AS SELECT id, name FROM people WHERE mood = 'happy';
+CREATE MATERIALIZED VIEW app.moods AS SELECT mood, count(*) AS n, max(name) AS a_name
+  FROM people GROUP BY mood;
+CREATE MATERIALIZED VIEW mood_total AS SELECT sum(n) AS n FROM app.moods;
 CREATE TABLE visits (id bigserial PRIMARY KEY, person_id bigint NOT NULL REFERENCES people (id));
 CREATE TABLE app.badges (id bigserial PRIMARY KEY, person_id bigint REFERENCES people (id),
   label text NOT NULL);
@@ -282,6 +285,9 @@ def test_types_extensions_functions_and_untouched_tables_come_along(
     assert name != "Ann Original" and lowered == name.lower()  # computed from the pseudonym
     assert mood == "happy" and RESERVED.search(email)
     assert _rows(target, "SELECT * FROM app.happy_people") == [(1, name)]
+    # materialized views are computed again from the sanitized rows (in dependency order)
+    assert _rows(target, "SELECT mood::text, n, a_name FROM app.moods") == [("happy", 1, name)]
+    assert _rows(target, "SELECT n FROM mood_total") == [(1,)]
     # the table the plan did not copy exists, empty
     assert _rows(target, "SELECT count(*) FROM search_terms") == [(0,)]
     with connect(target) as conn:

@@ -215,7 +215,7 @@ def create_replica(
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate") as gate:
                 # The row checks overlap the index builds (run by pg_restore).
-                rows = gate.submit(
+                row_checks = gate.submit(
                     measure_rows,
                     new_dsn,
                     _gate_columns(columns, policy),
@@ -226,7 +226,7 @@ def create_replica(
                 set_sequences(new_dsn)
                 refresh_materialized_views(new_dsn)
                 clock.lap("post_data")
-                measured = rows.result()
+                measured = row_checks.result()
             fk_checks = measure_foreign_keys(new_dsn, _gate_fks(plan), measured.counts)
             result = judge(measured.checks + fk_checks)
             clock.lap("gate")

@@ -149,7 +149,8 @@ def create_replica(
         )
     started = time.perf_counter()
     clock = _StepClock()
-    _prewarm_gate()
+    if not all_tables:
+        _prewarm_gate()  # a subset: the source's plan queries are the longest wait
     policy = load_policy(policy) if isinstance(policy, str | Path) else policy
     key = policy.key_bytes()
     target = target_dbname(target_dsn)
@@ -215,6 +216,8 @@ def create_replica(
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate") as gate:
                 # The row checks overlap the index builds (run by pg_restore).
+                if all_tables:
+                    _prewarm_gate()  # not before: it would slow the copy and add to its memory
                 row_checks = gate.submit(
                     measure_rows,
                     new_dsn,
@@ -256,9 +259,12 @@ def create_replica(
 
 
 def _prewarm_gate() -> None:
-    """Import great-expectations (~3 s of CPU) in the background while the plan is computed:
-    the source does the planning work, this process mostly waits. Half the run of a small
-    subset otherwise. A failed import is reported by the gate, which imports it again."""
+    """Import great-expectations (~3 s of CPU, ~150 MB) in a background thread, for the gate.
+
+    Started while this process mostly waits: on a subset's plan queries (half the run of a
+    small subset otherwise), on the index builds of a whole copy. A failed import is reported
+    by the gate, which imports it again.
+    """
 
     def load() -> None:
         with contextlib.suppress(Exception):

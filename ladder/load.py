@@ -12,6 +12,7 @@ are dropped.
 from __future__ import annotations
 
 import graphlib
+import re
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,8 +82,43 @@ def dump_schema(source_dsn: str, snapshot_id: str, out: Path) -> Path:
     return out
 
 
-def restore_section(target_dsn: str, dump: Path, section: str, jobs: int = 1) -> None:
-    """``pg_restore --section=SECTION`` of ``dump`` into ``target_dsn`` (no owners, no grants)."""
+# A TOC line of ``pg_restore -l``: "<id>; <catalog oid> <oid> <description> <schema> <name> ..."
+_TOC_EXTENSION = re.compile(r"^\d+; \d+ \d+ (?:EXTENSION - |COMMENT - EXTENSION )(\S+)")
+
+
+def leave_out_extensions(toc: str, available: set[str]) -> tuple[str, list[str]]:
+    """``toc`` (``pg_restore -l`` output) with the extensions not in ``available`` commented
+    out, and their names. The rest of the schema may not need them (a monitoring or cron
+    extension of the production server); what does need one fails with its own message."""
+    lines, left_out = [], []
+    for line in toc.splitlines():
+        m = _TOC_EXTENSION.match(line)
+        if m and m[1] not in available:
+            line = ";" + line
+            if m[1] not in left_out:
+                left_out.append(m[1])
+        lines.append(line)
+    return "\n".join(lines) + "\n", left_out
+
+
+def restore_list(target_dsn: str, dump: Path, out: Path) -> list[str]:
+    """Write the list of ``dump`` entries to restore on ``target_dsn`` to ``out`` (for
+    :func:`restore_section`); returns the extensions left out because the server lacks them."""
+    res = run([str(find_bindir() / "pg_restore"), "--list", str(dump)], timeout=120)
+    if not res.ok:
+        raise PostgresError(f"pg_restore --list failed: {res.tail(5)}")
+    with connect(target_dsn, autocommit=True) as conn:
+        available = {r[0] for r in conn.execute("SELECT name FROM pg_available_extensions")}
+    toc, left_out = leave_out_extensions(res.stdout, available)
+    out.write_text(toc)
+    return left_out
+
+
+def restore_section(
+    target_dsn: str, dump: Path, section: str, jobs: int = 1, entries: Path | None = None
+) -> None:
+    """``pg_restore --section=SECTION`` of ``dump`` into ``target_dsn`` (no owners, no grants),
+    only the ``entries`` of a :func:`restore_list` file when given."""
     conninfo, env = conninfo_env(target_dsn)
     argv = [
         str(find_bindir() / "pg_restore"),
@@ -92,6 +128,7 @@ def restore_section(target_dsn: str, dump: Path, section: str, jobs: int = 1) ->
         "--no-privileges",
         "--exit-on-error",
         f"--jobs={max(1, jobs)}",
+        *([f"--use-list={entries}"] if entries else []),
         str(dump),
     ]
     res = run(argv, env=env, timeout=None)

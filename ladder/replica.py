@@ -49,6 +49,7 @@ from ladder.load import (
     dump_schema,
     new_database_name,
     refresh_materialized_views,
+    restore_list,
     restore_section,
     set_sequences,
     swap,
@@ -191,7 +192,14 @@ def create_replica(
                 create_database(target_dsn, new)
                 ledger.activate(lease.id)
                 new_dsn = with_dbname(target_dsn, new)
-                restore_section(new_dsn, dump, "pre-data")
+                entries = Path(tmp) / "schema.list"
+                for name in restore_list(new_dsn, dump, entries):
+                    if plan_printer:
+                        plan_printer(
+                            f"warning: extension {name} is not available on the target server:"
+                            " left out (what needs it will fail, naming it)"
+                        )
+                restore_section(new_dsn, dump, "pre-data", entries=entries)
                 clock.lap("schema")
                 copies = [
                     _table_copy(subset, plan.table(t).table, columns[t], policy) for t in plan.order
@@ -225,7 +233,7 @@ def create_replica(
                     counts,
                     {t: s.survivors for t, s in stats.items() if s.survivors},
                 )
-                restore_section(new_dsn, dump, "post-data", jobs=workers)
+                restore_section(new_dsn, dump, "post-data", jobs=workers, entries=entries)
                 set_sequences(new_dsn)
                 refresh_materialized_views(new_dsn)
                 clock.lap("post_data")

@@ -110,10 +110,31 @@ Piece = tuple[str, str]  # ("lit", text) | ("str", group) | ("num", group)
 @dataclass(frozen=True)
 class Layout:
     """One JSON layout: an anchored RE2 pattern with a named group per kept string or number,
-    and the output as literal pieces and group references."""
+    and the output as literal pieces and group references.
+
+    ``prefixes`` holds, per group, the pattern up to the end of that group with only that group
+    captured. RE2 finds a match with its fast DFA but needs a slower engine to extract groups;
+    when the kept values sit early in long documents (an id before filtered personal fields),
+    a DFA match of the whole pattern plus the extraction of short prefixes costs about half.
+    """
 
     pattern: str
     pieces: tuple[Piece, ...]
+    prefixes: tuple[str, ...] = ()
+
+    @property
+    def extract_by_prefix(self) -> bool:
+        """True when extracting through the prefixes is cheaper than through the pattern
+        (measured: DFA match ~0.4 of an extraction over the same length)."""
+        return bool(self.prefixes) and sum(map(len, self.prefixes)) < 0.5 * len(self.pattern)
+
+    @property
+    def match_only(self) -> str:
+        """The pattern with no capturing group (DFA only)."""
+        return _GROUP.sub("(?:", self.pattern)
+
+
+_GROUP = re.compile(r"\(\?P<v\d+>")
 
 
 class _NotPlain(Exception):
@@ -142,6 +163,7 @@ class _Planner:
         self.pattern: list[str] = ["^"]
         self.pieces: list[Piece] = []
         self.groups = 0
+        self.group_ends: list[int] = []  # len(self.pattern) right after each group
 
     def layout(self) -> Layout:
         self._ws()
@@ -150,13 +172,17 @@ class _Planner:
         if self.i != len(self.tokens) or self.groups > _MAX_GROUPS:
             raise _NotPlain
         self.pattern.append("$")
+        prefixes = tuple(
+            _GROUP.sub(lambda m, name=f"(?P<v{i}>": m[0] if m[0] == name else "(?:", prefix)
+            for i, prefix in enumerate("".join(self.pattern[:end]) for end in self.group_ends)
+        )
         merged: list[Piece] = []
         for kind, text in self.pieces:
             if kind == "lit" and merged and merged[-1][0] == "lit":
                 merged[-1] = ("lit", merged[-1][1] + text)
             else:
                 merged.append((kind, text))
-        return Layout("".join(self.pattern), tuple(merged))
+        return Layout("".join(self.pattern), tuple(merged), prefixes)
 
     def _next(self) -> tuple[str, str]:
         if self.i >= len(self.tokens):
@@ -195,6 +221,7 @@ class _Planner:
                 self.pattern.append(f"(?P<v{self.groups}>{_STR})")
                 self.pieces.append(("str", f"v{self.groups}"))
                 self.groups += 1
+                self.group_ends.append(len(self.pattern))
         elif kind == "num":
             if skip:
                 self.pattern.append(f"(?:{_NUM})")
@@ -202,6 +229,7 @@ class _Planner:
                 self.pattern.append(f"(?P<v{self.groups}>{_NUM})")
                 self.pieces.append(("num", f"v{self.groups}"))
                 self.groups += 1
+                self.group_ends.append(len(self.pattern))
         elif kind == "lit":
             self.pattern.append(text)
             self._emit(text, skip)
@@ -311,15 +339,24 @@ def _render(layout: Layout, rows: pa.Array) -> tuple[pa.Array, pa.Array]:
         matched = pc.fill_null(pc.match_substring_regex(rows, layout.pattern), False)
         text = "".join(t for _, t in layout.pieces)
         return pa.repeat(pa.scalar(text), int(pc.sum(matched).as_py() or 0)), matched
-    parts = pc.extract_regex(rows, layout.pattern)
-    matched = parts.is_valid()
-    parts = parts.filter(matched)
+    if layout.extract_by_prefix:
+        matched = pc.fill_null(pc.match_substring_regex(rows, layout.match_only), False)
+        hits = rows.filter(matched)
+        fields = {
+            name: pc.extract_regex(hits, prefix).field(name)
+            for name, prefix in zip(groups, layout.prefixes, strict=True)
+        }
+    else:
+        parts = pc.extract_regex(rows, layout.pattern)
+        matched = parts.is_valid()
+        parts = parts.filter(matched)
+        fields = {name: parts.field(name) for name in groups}
     cols: list[pa.Array | str] = []
     for kind, name in layout.pieces:
         if kind == "lit":
             cols.append(name)
             continue
-        tokens = parts.field(name)
+        tokens = fields[name]
         cols.append(_scrub_strings(tokens) if kind == "str" else _scrub_numbers(tokens))
     if len(cols) == 1 and not isinstance(cols[0], str):
         return cols[0], matched

@@ -256,6 +256,8 @@ def test_vectorized_text_equals_the_reference(text: str) -> None:
 
 JSON_CORPUS = [
     {"id": "ch_00500742696162", "ip": "203.0.113.5", "billing_email": "a@b.com", "cardholder_name": "Ann"},
+    {"id": "ch_1", "amount": 1250, "ip": "203.0.113.5", "billing_email": "a@b.com", "phone": "+1 415 555 2671",
+     "cardholder_name": "Ann", "billing_address": "1 Main St", "shipping_address": "2 Main St"},
     {"shipping": {"email": "a@b.com", "phone": "+1 415 555 2671", "address": "1 Main St\nSpringfield"}, "newsletter": True},
     {"order": {"id": 1001, "items": [{"sku": "T-M", "qty": 2}, {"note": "call me at +44 20 7946 0958"}],
                "payment": {"card_number": "4242424242424242", "CVC": "123"},
@@ -291,6 +293,16 @@ def test_vectorized_json_equals_the_reference(doc) -> None:
     out = JsonScrubber(lambda raw, row: fallbacks.append(row) or _json_reference(raw))(column)
     assert out.to_pylist() == [*(_json_reference(t) for t in texts), None]
     assert len(fallbacks) <= 2  # only the two rows with their own spacing
+
+
+@pytest.mark.parametrize("doc", JSON_CORPUS[:2], ids=range(2))
+def test_kept_values_early_in_the_document_are_extracted_by_prefix(doc) -> None:
+    """The two first documents keep only values before their filtered fields: the cheaper
+    prefix extraction serves them (and the test above proves it gives the reference's output)."""
+    from ladder.sanitize.vectorized import plan_layout
+
+    layout = plan_layout(json.dumps(doc))
+    assert layout is not None and layout.extract_by_prefix
 
 
 def test_vectorized_json_remembers_layouts_and_sends_odd_rows_to_the_reference() -> None:

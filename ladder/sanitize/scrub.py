@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["FILTERED", "is_sensitive_key", "scrub_series", "scrub_text", "scrub_value"]
+__all__ = ["FILTERED", "STEPS", "is_sensitive_key", "scrub_series", "scrub_text", "scrub_value"]
 
 FILTERED = "[FILTERED]"
 
@@ -132,7 +132,9 @@ def _step(guard: str, pattern: str, repl: Repl) -> tuple[re.Pattern[str], re.Pat
     return re.compile(guard), re.compile(pattern), repl
 
 
-_STEPS = [
+# (guard, pattern, replacement) per step, applied in this order by scrub_text and, column-wise,
+# by ladder.sanitize.vectorized.
+STEPS = [
     # Headers: everything after the name, to the end of the line or quote.
     _step(
         r"(?i:authorization|cookie)",
@@ -228,7 +230,7 @@ def _suspect(text: str) -> bool:
     """False only for text that no step can change: one cheap test instead of fourteen passes.
 
     Every step needs one of: ``@ : = % [" ['``, a digit run or dotted number, a token prefix, or a
-    32-character run (kept in step with ``_STEPS``). A lone UUID (a request id) is kept by every
+    32-character run (kept in step with ``STEPS``). A lone UUID (a request id) is kept by every
     step, so it is let through at once.
     """
     if "@" in text or ":" in text or "=" in text or "%" in text or '["' in text or "['" in text:
@@ -246,7 +248,7 @@ def scrub_text(text: str) -> str:
     """Replace PII and secrets in ``text`` with placeholders."""
     if not _suspect(text):
         return text
-    for guard, pattern, repl in _STEPS:
+    for guard, pattern, repl in STEPS:
         if guard.search(text):
             text = pattern.sub(repl, text)
     return text
@@ -263,7 +265,7 @@ def scrub_series(s: pd.Series) -> pd.Series:
     distinct = pd.Series(uniques, dtype=object)
     suspect = distinct.map(_suspect).astype(bool)
     values = distinct[suspect]
-    for guard, pattern, repl in _STEPS:
+    for guard, pattern, repl in STEPS:
         hit = values.str.contains(guard, regex=True)
         if hit.any():
             values[hit] = values[hit].str.replace(pattern, repl, regex=True)

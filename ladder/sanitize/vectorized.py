@@ -7,9 +7,10 @@ output for every value, and only call them where a value may actually change:
 * :func:`scrub_text_column`: one RE2 pass asks, per value, "could any scrubbing step match?"
   (``_MAY_CHANGE``, a superset of the steps' patterns: RE2 has no look-around, so each
   one-character look-behind/ahead is spelled as a character the match consumes). Values it
-  clears are returned as they are, which is what ``scrub_text`` does with them; the rest
-  (plus any non-ASCII value, whose ``\\w``/``\\s``/``\\d`` RE2 reads differently) are scrubbed
-  by ``scrub_text``, once per distinct value.
+  clears are returned as they are, which is what ``scrub_text`` does with them. The rest are
+  scrubbed once per distinct value: ASCII values step by step over the whole array (RE2 tests
+  each step's guard, Python runs the step's substitution only where it hit), any non-ASCII
+  value (whose ``\\w``/``\\s``/``\\d`` RE2 reads differently) by ``scrub_text`` itself.
 * :class:`JsonScrubber`: rows that share a layout (the same keys, nesting and literals,
   whatever the string and number values) are matched by one anchored RE2 pattern built from the
   first such row. From the layout alone it is known which values sit under a sensitive key
@@ -31,13 +32,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ladder.sanitize.scrub import FILTERED, is_sensitive_key, scrub_text, scrub_value
+from ladder.sanitize.scrub import FILTERED, STEPS, is_sensitive_key, scrub_text, scrub_value
 
 __all__ = ["JsonScrubber", "Layout", "may_change", "plan_layout", "scrub_text_column"]
 
 # --- text ----------------------------------------------------------------------------------------
 
-# One detector per step of scrub._STEPS, in the same order (keep them in step). Each matches
+# One detector per step of scrub.STEPS, in the same order (keep them in step). Each matches
 # whenever the step's pattern could match (for ASCII text): look-behinds (?<![C]) become
 # (?:^|[^C]), look-aheads (?![C]) become (?:$|[^C]). ``\s`` is spelled _S (Python's ASCII \s
 # includes \v and \x1c-\x1f, RE2's does not).
@@ -82,12 +83,43 @@ def _map_distinct(values: pa.Array, fn: Callable[[str], str | None]) -> pa.Array
     return mapped.take(pc.index_in(values, value_set=distinct))
 
 
+# Each step's guard (a test that any text its pattern matches also matches), for RE2 on ASCII
+# text: only ``\s`` needs spelling out (see _S).
+_GUARDS = tuple(guard.pattern.replace(r"\s", _S) for guard, _, _ in STEPS)
+
+
+def _scrub_ascii(values: pa.Array) -> pa.Array:
+    """``scrub_text`` over ASCII values (no NULLs), a step at a time over the whole array: RE2
+    tests the step's guard on every value, Python runs the step only where it hit. The same
+    steps in the same order as the reference, without ~15 Python guard searches per value."""
+    for (_, pattern, repl), guard in zip(STEPS, _GUARDS, strict=True):
+        hit = pc.match_substring_regex(values, guard)
+        if not pc.any(hit).as_py():
+            continue
+        done = [pattern.sub(repl, v) for v in values.filter(hit).to_pylist()]
+        values = pc.replace_with_mask(values, hit, pa.array(done, type=pa.string()))
+    return values
+
+
+def _scrub_distinct(values: pa.Array) -> pa.Array:
+    """``scrub_text`` of each value (no NULLs); non-ASCII values take the reference itself."""
+    ascii_ = pc.string_is_ascii(values)
+    if pc.all(ascii_).as_py():
+        return _scrub_ascii(values)
+    out = pc.replace_with_mask(values, ascii_, _scrub_ascii(values.filter(ascii_)))
+    other = pc.invert(ascii_)
+    done = [scrub_text(v) for v in values.filter(other).to_pylist()]
+    return pc.replace_with_mask(out, other, pa.array(done, type=pa.string()))
+
+
 def scrub_text_column(values: pa.Array) -> pa.Array:
     """``scrub_text`` over a string array; NULL stays NULL."""
     mask = may_change(values)
     if not pc.any(mask).as_py():
         return values
-    scrubbed = _map_distinct(values.filter(mask), scrub_text)
+    suspects = values.filter(mask)
+    distinct = pc.unique(suspects)
+    scrubbed = _scrub_distinct(distinct).take(pc.index_in(suspects, value_set=distinct))
     return pc.replace_with_mask(values, mask, scrubbed)
 
 

@@ -212,7 +212,7 @@ def test_the_fast_paths_skip_only_text_no_step_would_change() -> None:
     from ladder.sanitize import scrub
 
     def every_step(text: str) -> str:
-        for _, pattern, repl in scrub._STEPS:
+        for _, pattern, repl in scrub.STEPS:
             text = pattern.sub(repl, text)
         return text
 

@@ -112,6 +112,13 @@ def _status_kb(pid: int, field: str = "VmRSS") -> int:
     return 0
 
 
+def _exe(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return ""
+
+
 def _tree(root: int) -> list[int]:
     """``root`` and its descendants, from the parent ids in ``/proc/*/stat``."""
     children: dict[int, list[int]] = {}
@@ -137,14 +144,33 @@ class TreeMemory:
 
     def __init__(self, pid: int, every: float = 0.02):
         self.pid, self.every, self.peak_kb = pid, every, 0
+        self.at_peak: list[tuple[str, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak_kb = max(self.peak_kb, sum(_status_kb(p) for p in _tree(self.pid)))
+            sizes = [(os.path.basename(_exe(p)), _status_kb(p)) for p in self._processes()]
+            total = sum(kb for _, kb in sizes)
+            if total > self.peak_kb:
+                self.peak_kb, self.at_peak = total, sizes
             self._stop.wait(self.every)
+
+    def breakdown(self) -> str:
+        """What the peak was made of: ``name MB`` per process, largest first."""
+        return ", ".join(
+            f"{n} {kb / 1024:.0f}" for n, kb in sorted(self.at_peak, key=lambda x: -x[1])
+        )
+
+    def _processes(self) -> list[int]:
+        """The tree, less children caught between vfork and exec: they still run in the
+        parent's memory (their VmRSS is the parent's), so counting them counts it twice."""
+        try:
+            python = os.readlink(f"/proc/{self.pid}/exe")
+        except OSError:
+            return []
+        return [p for p in _tree(self.pid) if p == self.pid or _exe(p) != python]
 
     def stop(self) -> float:
         self._stop.set()
@@ -162,6 +188,8 @@ def run_ladder(src: str, dst: str, ledger: str, seed: str | None = None, n: int 
     tree = TreeMemory(proc.pid) if os.path.isdir("/proc") else None
     out, err = proc.communicate()
     tree_mb = tree.stop() if tree else 0.0
+    if tree:
+        print(f"    peak memory made of (MB): {tree.breakdown()}", flush=True)
     if proc.returncode != 0:
         raise SystemExit(f"ladder run failed:\n{err[-3000:]}")
     run = json.loads(out.strip().splitlines()[-1])

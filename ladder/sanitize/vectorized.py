@@ -76,11 +76,18 @@ def may_change(values: pa.Array) -> pa.Array:
     return pc.fill_null(hit, False)
 
 
+def _per_distinct(values: pa.Array, fn: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    """``fn`` (array -> array of the same length) over the distinct ``values`` (no NULLs),
+    spread back to every value."""
+    distinct = pc.unique(values)
+    return fn(distinct).take(pc.index_in(values, value_set=distinct))
+
+
 def _map_distinct(values: pa.Array, fn: Callable[[str], str | None]) -> pa.Array:
     """``fn`` over ``values`` (no NULLs), called once per distinct value."""
-    distinct = pc.unique(values)
-    mapped = pa.array([fn(v) for v in distinct.to_pylist()], type=pa.string())
-    return mapped.take(pc.index_in(values, value_set=distinct))
+    return _per_distinct(
+        values, lambda distinct: pa.array([fn(v) for v in distinct.to_pylist()], type=pa.string())
+    )
 
 
 # Each step's guard (a test that any text its pattern matches also matches), for RE2 on ASCII
@@ -101,7 +108,7 @@ def _scrub_ascii(values: pa.Array) -> pa.Array:
     return values
 
 
-def _scrub_distinct(values: pa.Array) -> pa.Array:
+def _scrub_each(values: pa.Array) -> pa.Array:
     """``scrub_text`` of each value (no NULLs); non-ASCII values take the reference itself."""
     ascii_ = pc.string_is_ascii(values)
     if pc.all(ascii_).as_py():
@@ -117,9 +124,7 @@ def scrub_text_column(values: pa.Array) -> pa.Array:
     mask = may_change(values)
     if not pc.any(mask).as_py():
         return values
-    suspects = values.filter(mask)
-    distinct = pc.unique(suspects)
-    scrubbed = _scrub_distinct(distinct).take(pc.index_in(suspects, value_set=distinct))
+    scrubbed = _per_distinct(values.filter(mask), _scrub_each)
     return pc.replace_with_mask(values, mask, scrubbed)
 
 
@@ -163,10 +168,15 @@ class Layout:
     @property
     def match_only(self) -> str:
         """The pattern with no capturing group (DFA only)."""
-        return _GROUP.sub("(?:", self.pattern)
+        return _capturing_only(self.pattern, "")
 
 
 _GROUP = re.compile(r"\(\?P<v\d+>")
+
+
+def _capturing_only(pattern: str, group: str) -> str:
+    """``pattern`` with every named group but ``group`` made non-capturing."""
+    return _GROUP.sub(lambda m: m[0] if m[0] == group else "(?:", pattern)
 
 
 class _NotPlain(Exception):
@@ -205,8 +215,8 @@ class _Planner:
             raise _NotPlain
         self.pattern.append("$")
         prefixes = tuple(
-            _GROUP.sub(lambda m, name=f"(?P<v{i}>": m[0] if m[0] == name else "(?:", prefix)
-            for i, prefix in enumerate("".join(self.pattern[:end]) for end in self.group_ends)
+            _capturing_only("".join(self.pattern[:end]), f"(?P<v{i}>")
+            for i, end in enumerate(self.group_ends)
         )
         merged: list[Piece] = []
         for kind, text in self.pieces:

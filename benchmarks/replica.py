@@ -34,8 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ladder.pg import Cluster, create_database, drop_database, find_bindir  # noqa: E402
-from ladder.seed import seed_shop  # noqa: E402
+from ladder.connectors.postgres import Cluster, create_database, drop_database, find_bindir  # noqa: E402
+from ladder.sandbox.seed import seed_shop  # noqa: E402
 
 POLICY = ROOT / "runbooks" / "policies" / "shop.yaml"
 TABLES = (
@@ -69,7 +69,7 @@ def raw_copy(src: str, dst: str) -> float:
 def ladder_child(args: argparse.Namespace) -> None:
     """Runs in a child process: one create_replica, prints a JSON line with time and memory."""
     from ladder.leases import LeaseLedger
-    from ladder.replica import create_replica
+    from ladder.replica.pipeline import create_replica
 
     seeds = [args.seed] if args.seed else []
     params = {"n": args.n} if args.seed else {}

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/transformers.py --rows 200000 --repeat 3
 
-Each column is made like the sandbox shop's (``ladder/seed.py``): emails, names, phones, one-line
+Each column is made like the sandbox shop's (``ladder/sandbox/seed.py``): emails, names, phones, one-line
 addresses, IPv4/IPv6 addresses, free-text notes (70% NULL, some with a phone or an email) and
 the two JSON shapes (``users.preferences``, ``payments.processor_response``). Every figure is
 the median of ``--repeat`` runs on the whole column (one chunk), after one warm-up run that

@@ -17,7 +17,7 @@ from prefect.artifacts import create_table_artifact
 
 from ladder.config import bind_environment, load_runbook
 from ladder.errors import ConfigError
-from ladder.replica import create_replica
+from ladder.replica.pipeline import create_replica
 from ladder.secrets import resolve_dsn
 from tasks.naming import lease_owner
 

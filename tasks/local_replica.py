@@ -19,16 +19,16 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 
 from ladder.config import Environment
+from ladder.connectors.postgres import with_dbname
 from ladder.errors import ConfigError, ValidationGateError
 from ladder.incident import Incident
 from ladder.leases import LeaseLedger
-from ladder.load import target_dbname
-from ladder.pg import with_dbname
-from ladder.replica import ReplicaResult, create_replica, lease_server
+from ladder.replica.pipeline import ReplicaResult, create_replica, lease_server
+from ladder.replica.schema import target_dbname
+from ladder.replica.subset import compile_condition, parse_seed
 from ladder.report import RungReport
 from ladder.rungs import RUNGS, LocalReplicaSettings
 from ladder.secrets import resolve_dsn
-from ladder.subset import compile_condition, parse_seed
 from tasks.naming import artifact_key
 
 PROGRESS_EVERY = 1.0  # seconds between progress artifact updates

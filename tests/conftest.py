@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ladder.pg import Cluster
+from ladder.connectors.postgres import Cluster
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -33,7 +33,7 @@ def pg_cluster() -> Iterator[Cluster]:
 @pytest.fixture
 def pg_db(pg_cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh empty database for one test; yields its DSN and drops it afterwards."""
-    from ladder.pg import create_database, drop_database
+    from ladder.connectors.postgres import create_database, drop_database
 
     name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:50]
     dsn = pg_cluster.dsn()

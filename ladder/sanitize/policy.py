@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from ladder.catalog import Column, qualify
+from ladder.connectors.pg_catalog import Column, qualify
 from ladder.errors import ConfigError, PolicyError, SecretError
 from ladder.sanitize.registry import Transformer, get_transformer, names, transformer_class
 from ladder.secrets import SecretRef, resolve

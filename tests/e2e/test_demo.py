@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ladder.entrypoints import PROJECT_ROOT
+from cli.entrypoints import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -28,13 +28,13 @@ def demo_env(prefect_server: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     env.pop("LADDER_TEST_MODE", None)
     yield env
     subprocess.run(
-        [sys.executable, "-m", "ladder.cli", "sandbox", "down"], env=env, check=False, timeout=60
+        [sys.executable, "-m", "cli", "sandbox", "down"], env=env, check=False, timeout=60
     )
 
 
 def _ladder(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ladder.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         env=env,
         cwd=PROJECT_ROOT,
         capture_output=True,

@@ -24,9 +24,9 @@ from prefect.client.schemas.filters import (
 )
 from prefect.flow_runs import resume_flow_run
 
-from ladder.entrypoints import PROJECT_ROOT
+from cli.entrypoints import PROJECT_ROOT
+from ladder.connectors.postgres import Cluster, create_database, database_exists
 from ladder.leases import Lease, LeaseLedger
-from ladder.pg import Cluster, create_database, database_exists
 
 pytestmark = pytest.mark.e2e
 
@@ -100,7 +100,7 @@ def served(prefect_server: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     env.pop("PREFECT_FLOWS_HEARTBEAT_FREQUENCY")
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ladder.cli", "serve"],
+        [sys.executable, "-m", "cli", "serve"],
         cwd=PROJECT_ROOT,
         env=env,
         stdout=log,

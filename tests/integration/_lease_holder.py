@@ -15,8 +15,8 @@ from datetime import timedelta
 from prefect import flow
 from prefect.runtime import flow_run
 
+from ladder.connectors.postgres import create_database
 from ladder.leases import LeaseLedger, leased
-from ladder.pg import create_database
 
 
 @flow(name="lease-holder")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from ladder.connectors.postgres import Cluster, create_database, database_exists, drop_database
 from ladder.errors import LeaseError
 from ladder.leases import LeaseLedger, LeaseState
-from ladder.pg import Cluster, create_database, database_exists, drop_database
 
 pytestmark = pytest.mark.integration
 

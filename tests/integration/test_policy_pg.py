@@ -13,9 +13,9 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from ladder import catalog
-from ladder.cli import app
-from ladder.pg import connect
+from cli import app
+from ladder.connectors import pg_catalog as catalog
+from ladder.connectors.postgres import connect
 from ladder.sanitize.policy import load_policy
 
 pytestmark = pytest.mark.integration

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ladder.connectors.postgres import Cluster, connect, create_database, drop_database
 from ladder.errors import ConfigError
-from ladder.load import previous_copies
-from ladder.pg import Cluster, connect, create_database, drop_database
-from ladder.seed import seed_shop
+from ladder.replica.schema import previous_copies
+from ladder.sandbox.seed import seed_shop
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "runbooks" / "policies" / "shop.yaml"

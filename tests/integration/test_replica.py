@@ -20,7 +20,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from typer.testing import CliRunner
 
-from ladder.cli import app
+from cli import app
+from ladder.connectors.postgres import Cluster, connect, create_database, drop_database, with_dbname
 from ladder.errors import (
     ConfigError,
     PolicyError,
@@ -29,10 +30,9 @@ from ladder.errors import (
     ValidationGateError,
 )
 from ladder.leases import LeaseLedger
-from ladder.load import previous_copies
-from ladder.pg import Cluster, connect, create_database, drop_database, with_dbname
-from ladder.replica import create_replica
-from ladder.seed import seed_shop
+from ladder.replica.pipeline import create_replica
+from ladder.replica.schema import previous_copies
+from ladder.sandbox.seed import seed_shop
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "runbooks" / "policies" / "shop.yaml"
@@ -442,7 +442,7 @@ _KILLED = textwrap.dedent(
     """
     import sys, time
     from ladder.leases import LeaseLedger
-    from ladder.replica import create_replica
+    from ladder.replica.pipeline import create_replica
 
     def stall(table, done, total):
         print("COPYING", table, flush=True)

@@ -15,11 +15,11 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
+from cli import app
 from ladder import sandbox
-from ladder.cli import app
+from ladder.connectors.postgres import Cluster
 from ladder.errors import SandboxError
 from ladder.incident import Incident
-from ladder.pg import Cluster
 
 pytestmark = pytest.mark.integration
 

@@ -21,10 +21,16 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from ladder.connectors.postgres import (
+    Cluster,
+    create_database,
+    drop_database,
+    find_bindir,
+    with_dbname,
+)
 from ladder.errors import ConfigError, PostgresError
-from ladder.pg import Cluster, create_database, drop_database, find_bindir, with_dbname
 from ladder.procs import run
-from ladder.subset import Graph, Subset, build_plan, execute_plan, load_graph, parse_seed
+from ladder.replica.subset import Graph, Subset, build_plan, execute_plan, load_graph, parse_seed
 
 pytestmark = pytest.mark.integration
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-from ladder.subset.graph import ForeignKey
-from ladder.validate import run_gate
+from ladder.replica.gate import run_gate
+from ladder.replica.subset.graph import ForeignKey
 
 FK = ForeignKey(
     "orders_user_fk", "public.orders", ("user_id",), "public.users", ("id",), nullable=True

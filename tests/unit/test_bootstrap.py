@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from ladder.entrypoints import PROJECT_ROOT
+from cli.entrypoints import PROJECT_ROOT
 
 SCRIPT = PROJECT_ROOT / "scripts" / "bootstrap.sh"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ladder.cli import app
+from cli import app
+from cli.entrypoints import runbook_path
 from ladder.config import check_runbook, load_runbook
-from ladder.entrypoints import runbook_path
 from ladder.errors import ConfigError
 
 SANDBOX_ENV = "name: sandbox\nsandbox: true\n"

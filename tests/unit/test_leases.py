@@ -391,13 +391,13 @@ runner = CliRunner()
 
 
 def _cli(*args: str) -> Any:
-    from ladder.cli.leases import app
+    from cli.leases import app
 
     return runner.invoke(app, list(args))
 
 
 def test_cli_is_registered_as_ladder_leases() -> None:
-    from ladder.cli import app
+    from cli import app
 
     result = runner.invoke(app, ["leases", "--help"])
     assert result.exit_code == 0, result.output

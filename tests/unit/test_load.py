@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ladder.load import leave_out_extensions
+from ladder.replica.schema import leave_out_extensions
 
 TOC = """\
 ;

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ladder.catalog import Column
+from ladder.connectors.pg_catalog import Column
 from ladder.errors import ConfigError, PolicyError, SecretError
 from ladder.sanitize.policy import (
     ColumnRule,

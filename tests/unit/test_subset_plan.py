@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ladder.errors import ConfigError
-from ladder.subset import (
+from ladder.replica.subset import (
     Column,
     ForeignKey,
     Graph,

@@ -12,9 +12,9 @@
 the rules and the plan value, ``query`` renders SQL, ``execute`` computes the keys.
 """
 
-from ladder.subset.execute import Subset, execute_plan
-from ladder.subset.graph import Column, ForeignKey, Graph, Table, load_graph, load_order
-from ladder.subset.plan import (
+from ladder.replica.subset.execute import Subset, execute_plan
+from ladder.replica.subset.graph import Column, ForeignKey, Graph, Table, load_graph, load_order
+from ladder.replica.subset.plan import (
     DEFAULT_DEPTH,
     Reason,
     SubsetPlan,
@@ -22,7 +22,7 @@ from ladder.subset.plan import (
     build_plan,
     plan_subset,
 )
-from ladder.subset.seeds import Condition, Seed, compile_condition, parse_seed
+from ladder.replica.subset.seeds import Condition, Seed, compile_condition, parse_seed
 
 __all__ = [
     "DEFAULT_DEPTH",

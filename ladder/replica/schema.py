@@ -21,10 +21,10 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from ladder.copy import conninfo_env
+from ladder.connectors.postgres import connect, find_bindir, with_dbname
 from ladder.errors import ConfigError, PostgresError
-from ladder.pg import connect, find_bindir, with_dbname
 from ladder.procs import run
+from ladder.replica.copy import conninfo_env
 
 MAX_NAME = 63  # PostgreSQL's identifier limit (bytes)
 NEW_MARK = "__ladder_"

@@ -13,7 +13,7 @@ app = typer.Typer(
 )
 
 # The commands, in the order `ladder --help` lists them.
-from ladder.cli import leases, policy, replica, run, runbook, sandbox, serve  # noqa: E402
+from cli import leases, policy, replica, run, runbook, sandbox, serve  # noqa: E402
 
 app.command("demo")(run.demo)
 app.command("escalate")(run.escalate)

@@ -29,10 +29,10 @@ import psycopg
 from psycopg import sql
 from pydantic import BaseModel
 
+from ladder.connectors.postgres import connect
 from ladder.errors import ValidationGateError
-from ladder.pg import connect
+from ladder.replica.subset.graph import ForeignKey
 from ladder.sanitize.scrub import luhn_valid
-from ladder.subset.graph import ForeignKey
 
 RESERVED_EMAIL = r"^[^@[:space:]]+@([a-z0-9-]+\.)*(example\.(com|net|org)|[a-z0-9-]+\.(test|invalid)|test|invalid)$"
 _EMAIL = re.compile(

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ladder.entrypoints import runbook_path
+from cli.entrypoints import runbook_path
 
 
 def serve(
@@ -21,8 +21,8 @@ def serve(
     Open the UI, start escalate-incident from Deployments, and answer its checkpoints with
     Resume. Ctrl-C stops everything.
     """
-    from ladder.cli.run import _quiet_prefect
-    from ladder.serve import serve as run_serve
+    from cli.run import _quiet_prefect
+    from cli.serving import serve as run_serve
 
     _quiet_prefect()
     run_serve(host, port, runbook, say=typer.echo)

@@ -1,6 +1,6 @@
 """The sandbox's "production" shop: fast, reproducible fake data loaded into its schema.
 
-The schema (DDL, keys, indexes) lives in :mod:`ladder.shop_schema`.
+The schema (DDL, keys, indexes) lives in :mod:`ladder.sandbox.shop_schema`.
 
 Every value comes from a small pool of Faker values (built once, ``use_weighting=False``) picked
 with numpy and assembled column-wise with Arrow compute; rows reach PostgreSQL as CSV ``COPY``
@@ -32,8 +32,8 @@ import pyarrow.csv as pacsv
 from faker import Faker
 from psycopg import sql
 
-from ladder.pg import connect
-from ladder.shop_schema import TABLES, add_constraints, create_tables, drop_schema
+from ladder.connectors.postgres import connect
+from ladder.sandbox.shop_schema import TABLES, add_constraints, create_tables, drop_schema
 
 MIN_USERS = 50
 CHUNK_ROWS = 400_000

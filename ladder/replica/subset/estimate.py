@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 import psycopg
 from psycopg import sql
 
-from ladder.subset.graph import ForeignKey, Table, load_order
-from ladder.subset.query import count_estimate_query, seed_select
-from ladder.subset.seeds import Seed, compile_condition
-from ladder.subset.snapshot import translate
+from ladder.replica.subset.graph import ForeignKey, Table, load_order
+from ladder.replica.subset.query import count_estimate_query, seed_select
+from ladder.replica.subset.seeds import Seed, compile_condition
+from ladder.replica.subset.snapshot import translate
 
 if TYPE_CHECKING:
-    from ladder.subset.plan import SubsetPlan
+    from ladder.replica.subset.plan import SubsetPlan
 
 
 def estimate_rows(

@@ -16,11 +16,11 @@ One job per step, in this order, and nothing reaches the target before the last 
 4. the source's schema from ``pg_dump --schema-only`` (pre-data: every table, the copied ones
    and the rest left empty, with the types, extensions and functions they use), rows by COPY
    streams with PII transformed
-   (:mod:`ladder.copy`), then indexes and constraints (post-data), sequences and materialized
+   (:mod:`ladder.replica.copy`), then indexes and constraints (post-data), sequences and materialized
    views (refreshed from the sanitized rows);
-5. the great-expectations gate (:mod:`ladder.validate`): its row checks run while step 4 builds
+5. the great-expectations gate (:mod:`ladder.replica.gate`): its row checks run while step 4 builds
    the indexes, its foreign-key checks after; a failure drops the new database;
-6. the atomic swap into the target's name (:mod:`ladder.load`), keeping ``keep_previous`` copies.
+6. the atomic swap into the target's name (:mod:`ladder.replica.schema`), keeping ``keep_previous`` copies.
 """
 
 from __future__ import annotations
@@ -41,11 +41,20 @@ from typing import Any
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import BaseModel
 
-from ladder import catalog
-from ladder.copy import Progress, TableCopy, copy_tables
+from ladder.connectors import pg_catalog as catalog
+from ladder.connectors.postgres import connect, create_database, redact_dsn, with_dbname
 from ladder.errors import ConfigError, PolicyError
 from ladder.leases import LeaseLedger
-from ladder.load import (
+from ladder.replica.copy import Progress, TableCopy, copy_tables
+from ladder.replica.gate import (
+    GateColumn,
+    ValidationResult,
+    enforce,
+    judge,
+    measure_foreign_keys,
+    measure_rows,
+)
+from ladder.replica.schema import (
     dump_schema,
     new_database_name,
     refresh_materialized_views,
@@ -55,18 +64,9 @@ from ladder.load import (
     swap,
     target_dbname,
 )
-from ladder.pg import connect, create_database, redact_dsn, with_dbname
+from ladder.replica.subset import build_plan, execute_plan
+from ladder.replica.subset.graph import ForeignKey
 from ladder.sanitize.policy import Policy, check_policy, load_policy, raise_for_errors
-from ladder.subset import build_plan, execute_plan
-from ladder.subset.graph import ForeignKey
-from ladder.validate import (
-    GateColumn,
-    ValidationResult,
-    enforce,
-    judge,
-    measure_foreign_keys,
-    measure_rows,
-)
 
 PlanPrinter = Callable[[str], None]
 SCHEMAS = ("public",)  # where unqualified table names are looked up, and what --all copies

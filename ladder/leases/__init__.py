@@ -40,9 +40,9 @@ import sqlalchemy as sa
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ladder._ledger_store import TABLE_NAME, default_url, leases_table, make_engine, metadata
-from ladder._secret_scan import check_no_secrets
 from ladder.errors import LeaseError
+from ladder.leases._secret_scan import check_no_secrets
+from ladder.leases._store import TABLE_NAME, default_url, leases_table, make_engine, metadata
 from ladder.secrets import Dsn, resolve_dsn
 
 __all__ = [
@@ -405,7 +405,7 @@ def _server_label(dsn: str) -> str:
 
 @register_undo("postgres_database", payload=PostgresDatabaseUndo)
 def _drop_postgres_database(payload: dict[str, Any]) -> str:
-    from ladder.pg import drop_database
+    from ladder.connectors.postgres import drop_database
 
     spec = PostgresDatabaseUndo.model_validate(payload)
     dsn = resolve_dsn(spec.server)

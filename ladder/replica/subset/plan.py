@@ -27,10 +27,10 @@ from typing import Any, Literal
 import psycopg
 
 from ladder.errors import ConfigError
-from ladder.subset.estimate import estimate_rows
-from ladder.subset.graph import ForeignKey, Graph, Table, load_graph, load_order
-from ladder.subset.seeds import Seed, coerce_seeds
-from ladder.subset.snapshot import read_only, translate
+from ladder.replica.subset.estimate import estimate_rows
+from ladder.replica.subset.graph import ForeignKey, Graph, Table, load_graph, load_order
+from ladder.replica.subset.seeds import Seed, coerce_seeds
+from ladder.replica.subset.snapshot import read_only, translate
 
 DEFAULT_DEPTH = 2
 

@@ -1,6 +1,6 @@
 """The sandbox shop's schema: a Rails-like DDL, its tables, and the keys and indexes added after a load.
 
-``ladder.seed`` creates the tables with :func:`create_tables`, loads them, and then calls
+``ladder.sandbox.seed`` creates the tables with :func:`create_tables`, loads them, and then calls
 :func:`add_constraints`; :func:`drop_schema` empties the database again after a failed seed.
 """
 
@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 from psycopg import sql
 
+from ladder.connectors.postgres import connect
 from ladder.errors import SandboxError
-from ladder.pg import connect
 
 __all__ = [
     "ALL_TABLES", "FOREIGN_KEYS", "SCHEMA", "TABLES", "add_constraints", "create_tables",

@@ -11,10 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from ladder import sandbox
+from ladder.connectors.postgres import redact_dsn
 from ladder.errors import LadderError
-from ladder.pg import redact_dsn
-from ladder.railslogs import MIN_REQUESTS
-from ladder.seed import MIN_USERS
+from ladder.sandbox.railslogs import MIN_REQUESTS
+from ladder.sandbox.seed import MIN_USERS
 
 app = typer.Typer(help="A throwaway shop (PostgreSQL + Rails logs) with an incident in it.")
 out = Console()

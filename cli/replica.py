@@ -129,7 +129,7 @@ def create(
         source_dsn = _dsn(source, "LADDER_SOURCE_DSN", "--source")
         target_dsn = _dsn(target, "LADDER_TARGET_DSN", "--target")
         params = parse_params(param or [])
-        from ladder.replica import create_replica
+        from ladder.replica.pipeline import create_replica
 
         out = err if as_json else Console(highlight=False)
         bars = _Bars(err)

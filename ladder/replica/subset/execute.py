@@ -24,9 +24,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ladder.subset.graph import ForeignKey, Table
-from ladder.subset.plan import SubsetPlan
-from ladder.subset.query import (
+from ladder.replica.subset.graph import ForeignKey, Table
+from ladder.replica.subset.plan import SubsetPlan
+from ladder.replica.subset.query import (
     Binder,
     children_select,
     copy_select,
@@ -36,8 +36,8 @@ from ladder.subset.query import (
     references,
     seed_select,
 )
-from ladder.subset.seeds import compile_condition
-from ladder.subset.snapshot import read_only, translate
+from ladder.replica.subset.seeds import compile_condition
+from ladder.replica.subset.snapshot import read_only, translate
 
 
 @dataclass

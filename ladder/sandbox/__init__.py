@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ladder.connectors.postgres import Cluster, connect, create_database
 from ladder.errors import PostgresError, SandboxError
 from ladder.incident import Incident
-from ladder.pg import Cluster, connect, create_database
-from ladder.railslogs import MIN_REQUESTS, IncidentSpec, LogUser, write_logs
-from ladder.seed import MIN_USERS, seed_shop
+from ladder.sandbox.railslogs import MIN_REQUESTS, IncidentSpec, LogUser, write_logs
+from ladder.sandbox.seed import MIN_USERS, seed_shop
 
 PRODUCTION_DB = "shop_production"
 STAGING_DB = "shop_staging"

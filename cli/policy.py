@@ -46,8 +46,8 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="print findings as JSON")] = False,
 ) -> None:
     """Fail closed: every column of every copied table needs a policy entry. Exit 1 on errors."""
-    from ladder import catalog
-    from ladder.pg import connect
+    from ladder.connectors import pg_catalog as catalog
+    from ladder.connectors.postgres import connect
     from ladder.sanitize.policy import check_policy, errors, load_policy
 
     try:
@@ -87,8 +87,8 @@ def suggest(
     force: Annotated[bool, typer.Option(help="overwrite an existing --output file")] = False,
 ) -> None:
     """Draft a policy from column names, types and sampled values (never written to the file)."""
-    from ladder import catalog
-    from ladder.pg import connect, redact_dsn
+    from ladder.connectors import pg_catalog as catalog
+    from ladder.connectors.postgres import connect, redact_dsn
     from ladder.sanitize.policy import guess_rule, render_policy
 
     if output is not None and output.exists() and not force:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import httpx
 
-from ladder import entrypoints
+from cli import entrypoints
 from ladder.errors import LadderError
 
 REFRESH_CRON = "0 4 * * *"

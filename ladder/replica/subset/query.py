@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from psycopg import sql
 
-from ladder.subset.graph import ForeignKey, Table
+from ladder.replica.subset.graph import ForeignKey, Table
 
 
 @dataclass

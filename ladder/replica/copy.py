@@ -43,8 +43,8 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from ladder.connectors.postgres import find_bindir
 from ladder.errors import PostgresError
-from ladder.pg import find_bindir
 from ladder.sanitize.fit import char_limit, fit
 from ladder.sanitize.registry import Transformer
 

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from ladder import entrypoints, progress
+from cli import entrypoints
+from ladder import progress
 from ladder.errors import LadderError
 
 out = Console(highlight=False)

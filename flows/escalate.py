@@ -1,18 +1,21 @@
 """escalate-incident: climb the ladder for one incident, least invasive rung first.
 
-Rungs run in ladder order up to ``until``. Before each rung that needs approval the run pauses
-with a typed form. Whatever happens (done, stopped, failed, cancelled) the run reverts its leases
-and publishes the incident report.
+The flow walks the rung registry up to ``until``; it has no code of any one rung. Before each
+rung that needs approval the run pauses with a typed form. After the highest rung, if a rung
+handed the engineer something live (a replica database, a tunnel, a flag, a route), the run
+**holds** it at a second kind of checkpoint until the engineer releases it or its TTL passes.
+Whatever happens (done, stopped, failed, cancelled) the run then reverts its leases and
+publishes the incident report.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from dataclasses import dataclass
+import importlib
+from datetime import timedelta
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import TerminationSignal
 
 from ladder import progress
@@ -21,63 +24,25 @@ from ladder.errors import CheckpointError, LadderError
 from ladder.incident import Incident
 from ladder.leases import LeaseLedger
 from ladder.report import Decision, LeaseRecord, Report, RungReport, now
-from ladder.rungs import (
-    LADDER,
-    RUNGS,
-    EvidenceSettings,
-    LocalReplicaSettings,
-    Rung,
-    RungName,
-    RungSettings,
-)
-from tasks.checkpoints import checkpoint
-from tasks.evidence import evidence_rung
-from tasks.local_replica import local_replica_rung
+from ladder.rungs import ClimbState, Held, Rung, RungName, RungResult, ladder
+from ladder.rungs import rung as rung_named
+from tasks.checkpoints import checkpoint, hold_checkpoint, injected_approvals
 from tasks.naming import lease_owner
+from tasks.publish import PrefectPublisher
 from tasks.report import publish_report, report_stem
 
 
-@dataclass
-class Climb:
-    """What the rungs of one run share: the incident, where it happened, what was found."""
-
-    loaded: LoadedRunbook
-    environment: Environment
-    incident: Incident
-    owner: str
-
-
-def _evidence(climb: Climb, settings: RungSettings) -> RungReport:
-    assert isinstance(settings, EvidenceSettings)
-    rr = evidence_rung(climb.environment, climb.incident, settings)
-    users = rr.data.get("affected_users")
-    if users and "user_ids" not in climb.incident.params:
-        climb.incident.params["user_ids"] = users  # rung 2 seeds its subset with them
-    return rr
-
-
-def _local_replica(climb: Climb, settings: RungSettings) -> RungReport:
-    assert isinstance(settings, LocalReplicaSettings)
-    policy = str(climb.loaded.resolve(settings.policy)) if settings.policy else None
-    return local_replica_rung(climb.environment, climb.incident, settings, policy, climb.owner)
-
-
-# The rungs Ladder can climb today; the others are reported as not_built.
-RUNNERS: dict[str, Callable[[Climb, RungSettings], RungReport]] = {
-    "evidence": _evidence,
-    "local_replica": _local_replica,
-}
-
-
 def _automatic_approvals(approve_all: bool, env: Environment) -> str | None:
+    """Why checkpoints answer themselves in this run, or None when a person must answer."""
+    injected = injected_approvals()
+    if injected:
+        return injected
     if not approve_all:
         return None
     if env.sandbox:
         return "sandbox"
-    if os.environ.get("LADDER_TEST_MODE") == "1":
-        return "test mode"
     raise CheckpointError(
-        "approve_all is allowed only on the sandbox environment and in tests; "
+        "approve_all is allowed only on the sandbox environment; "
         f"environment {env.name!r} needs a person at each checkpoint"
     )
 
@@ -154,20 +119,32 @@ def _after_cancel_or_crash(run: Any, state: Any, outcome: str) -> None:
 def escalate(
     runbook: str = "runbooks/demo.yaml",
     incident: Incident | None = None,
-    until: RungName | None = None,
+    until: RungName | None = None,  # type: ignore[valid-type]
     approve_all: bool = False,
 ) -> dict[str, Any]:
-    """Climb the rungs ``runbook`` names, up to ``until``, for ``incident``.
+    """Climb the rungs a runbook names for one incident, pausing for approval where it says so.
 
-    ``incident`` may be omitted on the sandbox (its built-in incident is used). ``approve_all``
-    answers every checkpoint with *approve*; it is refused outside the sandbox and tests.
+    Args:
+        runbook: Runbook YAML file (relative to the project directory or absolute): the
+            environment, the rungs to climb with their settings, and the checkpoints.
+        incident: The incident to investigate (id, title, window, parameters such as user_ids).
+            May be left empty on the sandbox, which has an incident of its own.
+        until: Highest rung to climb (default: the runbook's `until`, else its last rung).
+        approve_all: Approve every checkpoint automatically and skip the hold. Only allowed
+            on the sandbox environment; anywhere else a person answers each checkpoint.
     """
     logger = get_run_logger()
     loaded = load_runbook(runbook)
     env, incident = _bind(loaded, incident)
     automatic = _automatic_approvals(approve_all, env)
     owner = lease_owner()
-    climb = Climb(loaded, env, incident.model_copy(deep=True), owner)
+    state = ClimbState(
+        incident=incident,
+        environment=env,
+        runbook_path=loaded.path,
+        owner=owner,
+        publish=PrefectPublisher(incident.id),
+    )
     report = Report(
         incident=incident,
         runbook=loaded.runbook.name,
@@ -180,8 +157,8 @@ def escalate(
     failure = False
     try:
         stopped_by: Decision | None = None
-        for rung in LADDER:
-            rr = _climb_one(rung, climb, report, highest, stopped_by, automatic, timeout)
+        for rung in ladder():
+            rr = _climb_one(rung, state, loaded, report, highest, stopped_by, automatic, timeout)
             report.rungs.append(rr)
             progress.emit("rung", rung=rr)
             logger.info("rung %s: %s %s", rung.name, rr.status, rr.summary or rr.reason or "")
@@ -192,10 +169,11 @@ def escalate(
                 report.outcome = "failed"
                 report.error = rr.reason
                 break
-        for rung in LADDER[len(report.rungs) :]:
+        for rung in ladder()[len(report.rungs) :]:
             report.rungs.append(
                 RungReport.of(rung, "skipped", reason="not reached: an earlier rung failed")
             )
+        _hold(report, loaded, automatic)
     except TerminationSignal:
         failure = True
         report.outcome = "cancelled"
@@ -217,14 +195,15 @@ def escalate(
 
 def _climb_one(
     rung: Rung,
-    climb: Climb,
+    state: ClimbState,
+    loaded: LoadedRunbook,
     report: Report,
     highest: str | None,
     stopped_by: Decision | None,
     automatic: str | None,
     timeout: int,
 ) -> RungReport:
-    settings = climb.loaded.runbook.rungs.settings(rung.name)
+    settings = loaded.runbook.rungs.settings(rung.name)
     if stopped_by is not None:
         return RungReport.of(
             rung,
@@ -233,10 +212,9 @@ def _climb_one(
         )
     if settings is None:
         return RungReport.of(rung, "skipped", reason="not in the runbook")
-    if highest is None or rung.number > RUNGS[highest].number:
+    if highest is None or rung.number > rung_named(highest).number:
         return RungReport.of(rung, "skipped", reason=f"above until={highest}")
-    runner = RUNNERS.get(rung.name)
-    if runner is None:
+    if not rung.built:
         return RungReport.of(rung, "not_built", reason="not built yet in this version of Ladder")
     needs_approval = rung.approval_by_default if settings.approval is None else settings.approval
     if needs_approval:
@@ -244,7 +222,7 @@ def _climb_one(
         decision, settings = checkpoint(
             rung,
             settings,
-            description=_checkpoint_text(rung, climb),
+            description=_checkpoint_text(rung, state),
             timeout_seconds=timeout,
             automatic=automatic,
         )
@@ -255,20 +233,101 @@ def _climb_one(
             return RungReport.of(rung, "skipped", reason=f"{verb} by {decision.approver}{why}")
     started = now()
     try:
-        rr = runner(climb, settings)
+        result = _runner(rung)(state, settings)
     except LadderError as exc:
-        rr = RungReport.of(rung, "failed", reason=f"{type(exc).__name__}: {exc}")
+        result = RungResult(status="failed", reason=f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # a bug, not a refusal: keep the traceback in the run's logs
         get_run_logger().exception("rung %s failed", rung.name)
-        rr = RungReport.of(rung, "failed", reason=f"unexpected {type(exc).__name__}: {exc}")
+        result = RungResult(status="failed", reason=f"unexpected {type(exc).__name__}: {exc}")
+    state.found[rung.name] = result
+    rr = RungReport.from_result(rung, result)
     rr.started_at, rr.finished_at = started, now()
     return rr
 
 
-def _checkpoint_text(rung: Rung, climb: Climb) -> str:
+def _runner(rung: Rung) -> Any:
+    """The Prefect task that climbs ``rung``: its own (``rung.task``) or its runner as a task."""
+    if rung.task:
+        module, _, name = rung.task.partition(":")
+        return getattr(importlib.import_module(module), name)
+    return task(
+        rung.run,
+        name=f"climb_{rung.name}",
+        retries=rung.retries,
+        retry_delay_seconds=5,
+        cache_policy=NO_CACHE,
+    )
+
+
+def _checkpoint_text(rung: Rung, state: ClimbState) -> str:
     return (
-        f"**Incident {climb.incident.id}**: {climb.incident.title}\n\n"
-        f"Next rung: **{rung.number}. {rung.title}** — touches production: {rung.touches_production}.\n\n"
+        f"**Incident {state.incident.id}**: {state.incident.title}\n\n"
+        f"Next rung: **{rung.number}. {rung.title}** — touches production: {rung.touches}.\n\n"
         "Choose *approve* to climb it (you may adjust its settings below), *skip* to go on "
         "to the next rung, or *stop* to end the run here. Leases are reverted either way."
+    )
+
+
+def _hold(report: Report, loaded: LoadedRunbook, automatic: str | None) -> None:
+    """Keep what the rungs handed over until the engineer releases it or its TTL passes."""
+    held = report.held()
+    if not held:
+        return
+    if report.outcome != "completed":
+        report.hold = f"not held: the run {report.outcome}; everything was released at its end"
+        return
+    if automatic:
+        report.hold = (
+            f"skipped: approvals are automatic ({automatic}); everything was released "
+            "when the run ended"
+        )
+        return
+    ledger = LeaseLedger()
+    round_ = 0
+    while True:
+        round_ += 1
+        held = _current(held, ledger)
+        if not held:
+            report.hold = "ended: nothing held is still live"
+            return
+        decision = hold_checkpoint(
+            held,
+            round_=round_,
+            max_minutes=loaded.runbook.max_hold_minutes,
+            description=_hold_text(report, held, loaded.runbook.max_hold_minutes),
+        )
+        report.decisions.append(decision)
+        if decision.decision == "release":
+            how = "its TTL passed" if decision.timed_out else f"{decision.approver} released it"
+            report.hold = f"released at {now():%Y-%m-%d %H:%M:%S} UTC: {how}"
+            return
+        minutes = int(decision.settings["ttl_minutes"])
+        expires = now() + timedelta(minutes=minutes)
+        for h in held:
+            ledger.extend(h.lease_id, expires)
+        get_run_logger().info(
+            "hold extended by %s to %s UTC", decision.approver, f"{expires:%H:%M:%S}"
+        )
+        for r in report.rungs:
+            r.held = [h.model_copy(update={"expires_at": expires}) for h in r.held]
+
+
+def _current(held: list[Held], ledger: LeaseLedger) -> list[Held]:
+    """``held`` as the ledger has it now: only what is still live, with its current expiry."""
+    out = []
+    for h in held:
+        lease = ledger.get(h.lease_id)
+        if lease.is_open:
+            out.append(h.model_copy(update={"expires_at": lease.expires_at}))
+    return out
+
+
+def _hold_text(report: Report, held: list[Held], max_minutes: int) -> str:
+    rows = "\n".join(f"| {h.what} | `{h.use}` | {h.expires_at:%Y-%m-%d %H:%M} UTC |" for h in held)
+    return (
+        f"**Incident {report.incident.id}**: {report.incident.title}\n\n"
+        "The ladder is climbed. The run holds these for you:\n\n"
+        f"| what | how to reach it | expires |\n|---|---|---|\n{rows}\n\n"
+        "Choose *release* when you are done (everything is reverted now), or *extend* to keep "
+        f"everything `ttl_minutes` more from now (at most {max_minutes})."
     )

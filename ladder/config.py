@@ -12,25 +12,14 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, field_validator
 
 from ladder.connectors.logfiles import LogSource
 from ladder.errors import ConfigError
 from ladder.incident import Incident, Source
-from ladder.rungs import (
-    LADDER,
-    RUNG_NAMES,
-    EvidenceSettings,
-    LocalReplicaSettings,
-    ProductionFlagsSettings,
-    ReplicaAppSettings,
-    RungName,
-    RungSettings,
-    StagingTraceSettings,
-    TunnelSettings,
-)
+from ladder.rungs import RungName, RungSettings, ladder, rung_names
 from ladder.secrets import BlockRef, Dsn, EnvRef, SecretRef, is_set
 from ladder.yamlfile import YamlDocument, load_yaml, parse_model
 
@@ -121,21 +110,22 @@ class Environment(_Strict):
 # --- runbook ----------------------------------------------------------------------------------
 
 
-class RungsConfig(_Strict):
+class _RungsBase(_Strict):
     """The rungs a runbook may climb; a rung that is absent is never climbed."""
 
-    evidence: EvidenceSettings | None = None
-    local_replica: LocalReplicaSettings | None = None
-    tunnel: TunnelSettings | None = None
-    staging_trace: StagingTraceSettings | None = None
-    production_flags: ProductionFlagsSettings | None = None
-    replica_app: ReplicaAppSettings | None = None
-
     def named(self) -> list[str]:
-        return [name for name in RUNG_NAMES if getattr(self, name) is not None]
+        return [name for name in rung_names() if getattr(self, name) is not None]
 
     def settings(self, name: str) -> RungSettings | None:
         return getattr(self, name)
+
+
+#: One optional field per registered rung, typed by the rung's own settings model.
+RungsConfig: type[_RungsBase] = create_model(
+    "RungsConfig",
+    __base__=_RungsBase,
+    **{r.name: (r.settings | None, None) for r in ladder()},  # type: ignore[call-overload]
+)
 
 
 class MatchRule(_Strict):
@@ -164,9 +154,17 @@ class Runbook(_Strict):
     until: RungName | None = Field(
         None, description="highest rung to climb (default: the last named)"
     )
-    checkpoint_timeout_minutes: float = Field(60, gt=0, le=24 * 60)
+    checkpoint_timeout_minutes: float = Field(
+        60, gt=0, le=24 * 60, description="minutes a checkpoint waits; then it stops the run"
+    )
+    max_hold_minutes: int = Field(
+        8 * 60,
+        ge=1,
+        le=7 * 24 * 60,
+        description="longest TTL an engineer may ask for when extending what the run holds",
+    )
     match: list[MatchRule] = Field(default_factory=list)
-    rungs: RungsConfig
+    rungs: RungsConfig  # type: ignore[valid-type]
 
     def highest(self) -> str | None:
         named = self.rungs.named()
@@ -193,7 +191,7 @@ class LoadedRunbook:
 
 
 def _explain_unknown_rung(exc: ConfigError) -> ConfigError:
-    hint = f": unknown rung; the rungs are: {', '.join(RUNG_NAMES)}"
+    hint = f": unknown rung; the rungs are: {', '.join(rung_names())}"
     return ConfigError(
         [
             re.sub(r"(: rungs\.[^.: ]+): unknown key$", lambda m: m.group(1) + hint, f)
@@ -232,21 +230,13 @@ def load_runbook(path: str | Path) -> LoadedRunbook:
 
 
 def _semantic_findings(doc: YamlDocument, loaded: LoadedRunbook) -> list[tuple[str, str]]:
-    """Problems a schema cannot see: unbuilt rungs, `until` below the named rungs, missing parts."""
+    """Problems a schema cannot see, from each rung's declaration: unbuilt rungs, parts of the
+    environment a rung needs, its own checks; and `until` below the named rungs."""
     rb, env = loaded.runbook, loaded.environment
     out: list[tuple[str, str]] = []
     named = rb.rungs.named()
     if not named:
         out.append(("error", f"{doc.where(('rungs',))}: rungs: the runbook names no rung"))
-    for r in LADDER:
-        if r.name in named and not r.built:
-            out.append(
-                (
-                    "warning",
-                    f"{doc.where(('rungs', r.name))}: rungs.{r.name}: this rung is not built yet in "
-                    "this version of Ladder; runs will report it as not_built",
-                )
-            )
     if rb.until and rb.until not in named:
         out.append(
             (
@@ -254,35 +244,37 @@ def _semantic_findings(doc: YamlDocument, loaded: LoadedRunbook) -> list[tuple[s
                 f"{doc.where(('until',))}: until: {rb.until!r} is not among the runbook's rungs ({', '.join(named)})",
             )
         )
-    needs: dict[str, tuple[str, Any]] = {
-        "evidence": ("logs, sentry or datadog", env.logs or env.sentry or env.datadog),
-        "local_replica": ("production_db", env.production_db),
-        "tunnel": ("ssh and production_db", env.ssh and env.production_db),
-        "staging_trace": ("staging", env.staging),
-        "production_flags": ("flipper", env.flipper),
-        "replica_app": ("kubernetes or load_balancer", env.kubernetes or env.load_balancer),
-    }
-    for name in named:
-        what, present = needs[name]
-        if not present and not env.sandbox:
+    for r in ladder():
+        settings = rb.rungs.settings(r.name)
+        if settings is None:
+            continue
+        at = f"{doc.where(('rungs', r.name))}: rungs.{r.name}"
+        if not r.built:
             out.append(
                 (
-                    "error",
-                    f"{doc.where(('rungs', name))}: rungs.{name}: the environment {env.name!r} has no {what}",
+                    "warning",
+                    f"{at}: this rung is not built yet in this version of Ladder; "
+                    "runs will report it as not_built",
                 )
             )
-    lr = rb.rungs.local_replica
-    if lr is not None and lr.policy is None and not env.sandbox:
-        out.append(
-            (
-                "error",
-                f"{doc.where(('rungs', 'local_replica'))}: rungs.local_replica: a policy file is required",
-            )
-        )
-    for ref, where in _secret_refs(env):
+        if not env.sandbox:
+            for need in r.needs:
+                if not need.present(env):
+                    out.append(("error", f"{at}: the environment {env.name!r} has no {need.what}"))
+        if r.check is not None:
+
+            def where(*keys: str, _name: str = r.name) -> str:
+                line = doc.where(("rungs", _name, *keys))
+                return f"{line}: {'.'.join(('rungs', _name, *keys))}"
+
+            out.extend(r.check(settings, loaded, where))
+    for ref, where_ref in _secret_refs(env):
         if not is_set(ref):
             out.append(
-                ("warning", f"{loaded.environment_path}: {where}: {ref.describe()} is not set here")
+                (
+                    "warning",
+                    f"{loaded.environment_path}: {where_ref}: {ref.describe()} is not set here",
+                )
             )
     return out
 
@@ -305,16 +297,7 @@ def check_runbook(path: str | Path) -> tuple[list[str], list[str]]:
         loaded = load_runbook(path)
     except ConfigError as exc:
         return exc.findings, []
-    errors: list[str] = []
-    lr = loaded.runbook.rungs.local_replica
-    if lr is not None and lr.policy is not None:
-        from ladder.sanitize.policy import load_policy
-
-        try:
-            load_policy(loaded.resolve(lr.policy))
-        except ConfigError as exc:
-            errors.extend(exc.findings)
-    return errors, loaded.warnings
+    return [], loaded.warnings
 
 
 def with_sandbox(

@@ -8,10 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from ladder.incident import Incident
-from ladder.rungs import Rung
+from ladder.rungs import Held, Rung, RungResult, RungStatus
 
-RungStatus = Literal["done", "skipped", "not_built", "unavailable", "failed"]
-DecisionKind = Literal["approve", "skip", "stop"]
+DecisionKind = Literal["approve", "skip", "stop", "release", "extend"]
 
 
 def now() -> datetime:
@@ -19,7 +18,8 @@ def now() -> datetime:
 
 
 class Decision(BaseModel):
-    """An approver's answer at a checkpoint (or Ladder's, when approvals are automatic)."""
+    """An answer at a checkpoint (or Ladder's, when approvals are automatic). ``rung`` is the rung
+    an approval was for, or ``hold`` for the hold after the highest rung."""
 
     rung: str
     decision: DecisionKind
@@ -40,6 +40,7 @@ class RungReport(BaseModel):
     reason: str | None = None
     details_markdown: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+    held: list[Held] = Field(default_factory=list)
     started_at: datetime | None = None
     finished_at: datetime | None = None
 
@@ -47,6 +48,19 @@ class RungReport(BaseModel):
     def of(cls, rung: Rung, status: RungStatus, **fields: Any) -> RungReport:
         """The report of ``rung`` with ``status`` (and summary, reason, details, data)."""
         return cls(number=rung.number, name=rung.name, title=rung.title, status=status, **fields)
+
+    @classmethod
+    def from_result(cls, rung: Rung, result: RungResult) -> RungReport:
+        """The report of what ``rung``'s runner returned."""
+        return cls.of(
+            rung,
+            result.status,
+            summary=result.summary,
+            reason=result.reason,
+            details_markdown=result.details_markdown,
+            data=result.data(),
+            held=result.held,
+        )
 
 
 class LeaseRecord(BaseModel):
@@ -67,7 +81,8 @@ class Report(BaseModel):
     started_at: datetime = Field(default_factory=now)
     finished_at: datetime | None = None
     outcome: Literal["completed", "stopped", "failed", "cancelled"] = "completed"
-    approvals: Literal["manual", "automatic (sandbox)", "automatic (test mode)"] = "manual"
+    approvals: str = Field("manual", description="manual, or automatic (why)")
+    hold: str | None = Field(None, description="how the hold after the highest rung ended")
     error: str | None = None
     rungs: list[RungReport] = Field(default_factory=list)
     decisions: list[Decision] = Field(default_factory=list)
@@ -75,6 +90,10 @@ class Report(BaseModel):
 
     def rung(self, name: str) -> RungReport:
         return next(r for r in self.rungs if r.name == name)
+
+    def held(self) -> list[Held]:
+        """Everything the rungs handed over, in ladder order."""
+        return [h for r in self.rungs for h in r.held]
 
 
 _STATUS_MARK = {
@@ -106,6 +125,7 @@ def render_markdown(report: Report) -> str:
         f"- **Window:** {_ts(start)} → {_ts(end)} · source: {inc.source}",
         f"- **Run:** {report.flow_run_id or '-'} · {_ts(report.started_at)} → {_ts(report.finished_at)}",
         f"- **Approvals:** {report.approvals}",
+        *([f"- **Hold:** {_cell(report.hold)}"] if report.hold else []),
         "",
         "## Rungs",
         "",
@@ -115,6 +135,17 @@ def render_markdown(report: Report) -> str:
     for r in report.rungs:
         summary = r.summary or r.reason or ""
         lines.append(f"| {r.number} | {r.name} | {_STATUS_MARK[r.status]} | {_cell(summary)} |")
+    held = report.held()
+    if held:
+        lines += [
+            "",
+            "## Held for the engineer",
+            "",
+            "| what | how to reach it | expires |",
+            "|---|---|---|",
+        ]
+        for h in held:
+            lines.append(f"| {_cell(h.what)} | `{_cell(h.use)}` | {_ts(h.expires_at)} |")
     lines += ["", "## Decisions", ""]
     if report.decisions:
         lines += ["| rung | decision | by | at | reason |", "|---|---|---|---|---|"]

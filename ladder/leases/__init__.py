@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import builtins
 import importlib
-import os
+import pkgutil
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -46,15 +46,14 @@ from ladder.leases._store import TABLE_NAME, default_url, leases_table, make_eng
 from ladder.secrets import Dsn, resolve_dsn
 
 __all__ = [
-    "OPEN_STATES", "TABLE_NAME", "UNDO_MODULES", "Lease", "LeaseLedger", "LeaseState",
+    "OPEN_STATES", "TABLE_NAME", "Lease", "LeaseLedger", "LeaseState",
     "PostgresDatabaseUndo", "UndoFn", "check_no_secrets", "default_url", "leased", "leases_table",
     "register_undo", "undo_kinds",
 ]  # fmt: skip
 
-#: Modules that register undo kinds outside this one. The janitor imports them on demand, so a
-#: process that never imported a connector can still revert its leases. ``LADDER_UNDO_MODULES``
-#: (comma-separated) adds more.
-UNDO_MODULES: tuple[str, ...] = ()
+#: Packages whose modules define undo kinds next to the change they undo (a connector, a rung).
+#: A process that never imported them (the janitor) imports them all before it gives up on a kind.
+UNDO_PACKAGES: tuple[str, ...] = ("ladder.connectors", "ladder.rungs")
 
 
 class LeaseState(StrEnum):
@@ -144,15 +143,22 @@ def _qualname(fn: Callable[..., Any]) -> str:
     return f"{fn.__module__}.{fn.__qualname__}"
 
 
+def _discover_undo_kinds() -> None:
+    """Import every module of :data:`UNDO_PACKAGES`, so each undo kind registers itself."""
+    for package in UNDO_PACKAGES:
+        root = importlib.import_module(package)
+        for info in pkgutil.walk_packages(root.__path__, prefix=f"{package}."):
+            importlib.import_module(info.name)
+
+
 def _undo_kind(kind: str) -> _UndoKind:
     if kind not in _UNDO:
-        extra = [m.strip() for m in os.environ.get("LADDER_UNDO_MODULES", "").split(",")]
-        for module in [*UNDO_MODULES, *filter(None, extra)]:
-            importlib.import_module(module)
+        _discover_undo_kinds()
     if kind not in _UNDO:
         raise LeaseError(
             f"unknown lease kind '{kind}' (known: {', '.join(undo_kinds()) or 'none'}); "
-            "register it with @register_undo and list its module in ladder.leases.UNDO_MODULES"
+            "define it with @register_undo in a module under "
+            f"{' or '.join(UNDO_PACKAGES)}"
         )
     return _UNDO[kind]
 
@@ -272,6 +278,17 @@ class LeaseLedger:
                 f"`ladder leases revert {lease_id}`"
             )
         self._update(lease_id, {"state": LeaseState.ACTIVE.value}, only_states=OPEN_STATES)
+        return self.get(lease_id)
+
+    def extend(self, lease_id: str, expires_at: datetime) -> Lease:
+        """Move an open lease's expiry to ``expires_at`` (the engineer still needs it)."""
+        lease = self.get(lease_id)
+        if not lease.is_open:
+            raise LeaseError(
+                f"lease {lease_id} ({lease.kind} on {lease.target}) is {lease.state.value}: "
+                "there is nothing left to extend"
+            )
+        self._update(lease_id, {"expires_at": expires_at}, only_states=OPEN_STATES)
         return self.get(lease_id)
 
     def revert(self, lease_id: str) -> Lease:

@@ -45,7 +45,7 @@ def _ladder(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 
 def test_demo_climbs_the_sandbox_incident_and_leaves_no_lease(demo_env: dict[str, str]) -> None:
     done = _ladder(demo_env, "demo", "--json", "--users", "400")
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-3000:]
     report = json.loads(done.stdout)
     statuses = {r["name"]: r["status"] for r in report["rungs"]}
     assert statuses["evidence"] == "done"
@@ -64,7 +64,7 @@ def test_demo_climbs_the_sandbox_incident_and_leaves_no_lease(demo_env: dict[str
 
     # the second run reuses the sandbox and prints the human summary
     again = _ladder(demo_env, "demo")
-    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "1. evidence" in again.stdout
     assert "none left" in again.stdout
     assert "report:" in again.stdout

@@ -81,13 +81,12 @@ INCIDENT = Incident(
 
 
 def test_climbs_in_order_and_reports_every_rung(
-    prefect_server: str, home: Path, monkeypatch: pytest.MonkeyPatch
+    prefect_server: str, home: Path, auto_approve: str
 ) -> None:
     from flows.escalate import escalate
 
-    monkeypatch.setenv("LADDER_TEST_MODE", "1")
     rb = _runbook(home, "  evidence: {}\n  production_flags: {}\n")
-    result = escalate(runbook=str(rb), incident=INCIDENT, approve_all=True)
+    result = escalate(runbook=str(rb), incident=INCIDENT)
     report = result["report"]
     statuses = {r["name"]: r["status"] for r in report["rungs"]}
     assert statuses == {
@@ -99,7 +98,7 @@ def test_climbs_in_order_and_reports_every_rung(
         "replica_app": "skipped",
     }
     assert [r["number"] for r in report["rungs"]] == [1, 2, 3, 4, 5, 6]
-    assert report["approvals"] == "automatic (test mode)"
+    assert report["approvals"] == "automatic (tests)"
     assert report["rungs"][0]["data"]["affected_users"] == ["42"]
     md = Path(result["report_path"]).read_text()
     assert "victim@example.org" not in md
@@ -116,12 +115,13 @@ def test_until_and_absent_rungs_are_skipped_with_reasons(prefect_server: str, ho
     assert reasons["production_flags"] == "above until=evidence"
 
 
-def test_approve_all_is_refused_outside_sandbox_and_tests(
+def test_approve_all_is_refused_outside_the_sandbox_whatever_the_environment_says(
     prefect_server: str, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from flows.escalate import escalate
 
-    monkeypatch.delenv("LADDER_TEST_MODE", raising=False)
+    # the variable that used to switch approvals off on any worker carrying it does nothing now
+    monkeypatch.setenv("LADDER_TEST_MODE", "1")
     rb = _runbook(home, "  evidence: {}\n")
     with pytest.raises(CheckpointError, match="approve_all is allowed only on the sandbox"):
         escalate(runbook=str(rb), incident=INCIDENT, approve_all=True)

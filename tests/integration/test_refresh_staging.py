@@ -108,7 +108,7 @@ def test_refresh_staging_fails_clearly_without_staging_or_policy(
         refresh_staging(runbook=str(_runbook(tmp_path, env, policy=None)))
 
 
-def test_local_replica_task_leases_the_replica_to_the_run(
+def test_local_replica_rung_leases_the_replica_to_the_run(
     prefect_server: str,
     pg_cluster: Cluster,
     production: str,
@@ -124,8 +124,9 @@ def test_local_replica_task_leases_the_replica_to_the_run(
     from ladder.config import DatabaseConfig, Environment
     from ladder.incident import Incident
     from ladder.leases import LeaseLedger
-    from ladder.rungs import LocalReplicaSettings
-    from tasks.local_replica import create_local_replica, default_target
+    from ladder.rungs import ClimbState
+    from ladder.rungs.local_replica import LocalReplicaResult, LocalReplicaSettings, run
+    from tasks.publish import PrefectPublisher
 
     monkeypatch.setenv("LADDER_PSEUDONYM_KEY", "task-test-key-0123456789abcdef")
     monkeypatch.setenv("LADDER_HOME", str(tmp_path))
@@ -134,19 +135,24 @@ def test_local_replica_task_leases_the_replica_to_the_run(
         id="INC-7", title="checkout 500s", started_at=datetime.now(UTC), params={"user_ids": [1, 2]}
     )
     settings = LocalReplicaSettings(
-        seeds=["users: id = ANY(:user_ids)"], whole_tables=["flipper_features", "flipper_gates"]
+        policy=str(POLICY),
+        seeds=["users: id = ANY(:user_ids)"],
+        whole_tables=["flipper_features", "flipper_gates"],
     )
     owner = "run-under-test"
-    target = default_target(production, incident, owner)
 
     @flow
-    def climb() -> dict:
-        return create_local_replica(env, incident, settings, str(POLICY), target, owner)
+    def climb() -> LocalReplicaResult:
+        state = ClimbState(incident, env, tmp_path / "rb.yaml", owner, publish=PrefectPublisher(incident.id))
+        return run(state, settings)
 
-    summary = climb()
-    assert summary["rows"]["public.users"] == 2 and summary["validation"]["passed"]
-    assert "password" not in summary["target"]
-    with connect(target) as conn:
+    result = climb()
+    assert result.status == "done", result.reason
+    assert result.rows["public.users"] == 2 and result.validation and result.validation.passed
+    assert "password" not in result.dsn
+    (held,) = result.held
+    assert held.lease_id and result.dsn in held.use
+    with connect(result.dsn) as conn:
         assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 2
     with get_client(sync_client=True) as client:
         keys = ["incident-inc-7-replica-plan", "incident-inc-7-replica-validation"]
@@ -154,7 +160,8 @@ def test_local_replica_task_leases_the_replica_to_the_run(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys))
         )
         assert {a.key for a in arts} == set(keys)
-    # the lead reverts the run's leases at its end: the replica database goes away
+    assert result.database in _dbs(pg_cluster.dsn())
+    # the run reverts its leases at its end: the replica database goes away
     LeaseLedger().revert_owner(owner)
-    assert "ladder_replica_inc_7_runundert" not in _dbs(pg_cluster.dsn())
+    assert result.database not in _dbs(pg_cluster.dsn())
     assert not [d for d in _dbs(pg_cluster.dsn()) if "__ladder_" in d]

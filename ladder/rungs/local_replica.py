@@ -1,0 +1,227 @@
+"""Rung 2, local replica: the incident's rows, sanitized and validated, in a database of its own.
+
+The database is leased to the run and handed to the engineer: the run holds it (its DSN in the
+hold form and the report) until they release it or its TTL passes.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from pydantic import BaseModel, Field
+
+from ladder.errors import ConfigError
+from ladder.rungs.base import (
+    ClimbState,
+    Finding,
+    Held,
+    Minutes,
+    Need,
+    Rung,
+    RungResult,
+    RungSettings,
+    Where,
+)
+from ladder.secrets import Dsn, resolve_dsn
+
+if TYPE_CHECKING:
+    from ladder.config import LoadedRunbook
+
+
+class LocalReplicaSettings(RungSettings):
+    policy: str | None = Field(
+        None, description="sanitization policy file, relative to the runbook"
+    )
+    seeds: list[str] = Field(
+        default_factory=list,
+        description="seed conditions, 'TABLE: SQL condition' with :params from the incident",
+    )
+    child_depth: int = Field(2, ge=0, le=10, description="levels of child rows to follow")
+    caps: dict[str, int] = Field(default_factory=dict, description="row cap per child table")
+    whole_tables: list[str] = Field(default_factory=list, description="lookup tables copied whole")
+    ttl_minutes: Minutes = Field(240, description="how long the replica database lives")
+    target: Dsn | None = Field(
+        None,
+        description="server to create the replica database on; each run gets a new database "
+        "(default: beside the source, which only the sandbox allows)",
+    )
+
+
+class GateSummary(BaseModel):
+    passed: bool
+    checks: int
+
+
+class LocalReplicaResult(RungResult):
+    database: str = ""
+    dsn: str = Field("", description="the replica's DSN, without any password")
+    rows: dict[str, int] = Field(default_factory=dict)
+    seconds: float = 0.0
+    validation: GateSummary | None = None
+
+
+def replica_dbname(incident_id: str, owner: str) -> str:
+    """``ladder_replica_<incident>_<run>``: one database per run, within 63 bytes."""
+    slug = re.sub(r"[^a-z0-9]+", "_", incident_id.lower()).strip("_")[:30]
+    run = re.sub(r"[^a-z0-9]+", "", owner.lower())[:8]
+    return f"ladder_replica_{slug}_{run}"
+
+
+def without_password(dsn: str) -> str:
+    """``dsn`` as an engineer may see it: every part but the password."""
+    params = conninfo_to_dict(dsn)
+    params.pop("password", None)
+    return make_conninfo(**params)
+
+
+def missing_seed_params(seeds: list[str], params: dict[str, Any]) -> list[str]:
+    """The ``:params`` the seed conditions use that ``params`` does not supply."""
+    from ladder.replica.subset import compile_condition, parse_seed
+
+    names = {
+        name for seed in seeds for name in compile_condition(parse_seed(seed).condition).params
+    }
+    return sorted(name for name in names if name not in params)
+
+
+def run(state: ClimbState, settings: LocalReplicaSettings) -> RungResult:
+    """Copy the incident's rows (seeded from ``settings.seeds`` with the climb's parameters),
+    sanitized and validated, into a new database leased to the run."""
+    from ladder.connectors.postgres import with_dbname
+    from ladder.errors import ValidationGateError
+    from ladder.leases import LeaseLedger
+    from ladder.replica.pipeline import create_replica, lease_server
+
+    environment, incident = state.environment, state.incident
+    if environment.production_db is None:
+        return RUNG.result("unavailable", reason="the environment has no production_db")
+    if settings.policy is None:
+        return RUNG.result("unavailable", reason="the runbook names no sanitization policy")
+    params = state.params()
+    missing = missing_seed_params(settings.seeds, params)
+    if missing:
+        return RUNG.result(
+            "unavailable",
+            reason=f"the incident has no {', '.join(missing)} to seed the subset with "
+            "(and the evidence rung found none)",
+        )
+    server = settings.target if settings.target is not None else environment.production_db.dsn
+    dbname = replica_dbname(incident.id, state.owner)
+    target = with_dbname(resolve_dsn(server), dbname)
+    ttl = timedelta(minutes=settings.ttl_minutes)
+    ledger = LeaseLedger()
+    undo_server = server if not isinstance(server, str) else lease_server(target)
+    if not isinstance(undo_server, str):
+        undo_server = undo_server if isinstance(undo_server, dict) else undo_server.model_dump()
+    # The final database is leased too: the swap gives it its name, the run's end drops it.
+    lease = ledger.take(
+        "postgres_database",
+        f"{dbname} (local replica of {incident.id})",
+        owner=state.owner,
+        ttl=ttl,
+        undo={"server": undo_server, "dbname": dbname},
+        description=f"sanitized local replica for incident {incident.id}",
+    )
+    progress = state.publish.progress("replica-progress", f"Copying rows for {incident.id}")
+    try:
+        result = create_replica(
+            resolve_dsn(environment.production_db.dsn),
+            target,
+            str(state.resolve(settings.policy)),
+            seeds=settings.seeds,
+            params=params,
+            child_depth=settings.child_depth,
+            caps=settings.caps,
+            whole_tables=settings.whole_tables,
+            owner=state.owner,
+            ttl=ttl,
+            progress=progress,
+            ledger=ledger,
+            **_key(environment),
+        )
+    except ValidationGateError as exc:
+        gate = getattr(exc, "result", None)
+        if gate is not None:
+            state.publish.table(
+                "replica-validation",
+                gate.rows(),
+                f"Validation gate for {incident.id}: FAILED, nothing committed",
+            )
+        raise
+    ledger.activate(lease.id)
+    state.publish.table(
+        "replica-plan",
+        result.plan,
+        f"Subset plan for {incident.id}: tables, estimated and actual rows",
+    )
+    state.publish.table(
+        "replica-validation", result.validation.rows(), f"Validation gate for {incident.id}: passed"
+    )
+    dsn = without_password(target)
+    rows = result.tables
+    expires = ledger.get(lease.id).expires_at
+    table = "\n".join(f"| {t} | {n} |" for t, n in rows.items())
+    details = (
+        f"Replica: `{dsn}` — held for you until {expires:%Y-%m-%d %H:%M} UTC or until you "
+        "release it at the hold checkpoint.\n\n"
+        f"Validation gate: {len(result.validation.checks)} checks, "
+        f"{'passed' if result.validation.passed else 'FAILED'}\n\n"
+        f"| table | rows |\n|---|---:|\n{table}"
+    )
+    return LocalReplicaResult(
+        summary=f"{sum(rows.values())} rows in {len(rows)} tables, sanitized and validated, "
+        f"in {result.seconds:.1f} s → {dsn}",
+        details_markdown=details,
+        held=[
+            Held(
+                lease_id=lease.id,
+                what=f"replica database {dbname}",
+                use=f"psql '{dsn}'",
+                expires_at=expires,
+            )
+        ],
+        database=dbname,
+        dsn=dsn,
+        rows=rows,
+        seconds=round(result.seconds, 3),
+        validation=GateSummary(
+            passed=result.validation.passed, checks=len(result.validation.checks)
+        ),
+    )
+
+
+def _key(environment: Any) -> dict[str, Any]:
+    key = getattr(environment, "pseudonym_key", None)  # TODO(settings branch): plain keyword
+    return {"key": key} if key is not None else {}
+
+
+def check(settings: LocalReplicaSettings, loaded: LoadedRunbook, where: Where) -> list[Finding]:
+    """A policy is required outside the sandbox, and the policy it names must load."""
+    from ladder.sanitize.policy import load_policy
+
+    if settings.policy is None:
+        if loaded.environment.sandbox:
+            return []
+        return [("error", f"{where()}: a policy file is required")]
+    try:
+        load_policy(loaded.resolve(settings.policy))
+    except ConfigError as exc:
+        return [("error", f) for f in exc.findings]
+    return []
+
+
+RUNG = Rung(
+    number=2,
+    name="local_replica",
+    title="Sanitized local replica",
+    touches="reads only",
+    approval_by_default=False,
+    settings=LocalReplicaSettings,
+    needs=(Need("production_db", lambda env: env.production_db),),
+    run=run,
+    hands_over=True,
+    check=check,
+)

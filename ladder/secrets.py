@@ -11,7 +11,15 @@ import re
 from typing import Annotated
 
 from psycopg.conninfo import conninfo_to_dict
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    WithJsonSchema,
+)
 
 from ladder.errors import SecretError
 
@@ -99,7 +107,14 @@ def _dsn_tag(value: object) -> str | None:
     return "plain-dsn" if isinstance(value, str) else _ref_tag(value)
 
 
-PlainDsn = Annotated[str, AfterValidator(_no_password)]
+# The same rule for JSON-schema validators (the Prefect server checks a checkpoint's answer with
+# it, so a password typed into a form is refused before it reaches the run).
+_PASSWORD_IN_DSN = r"[Pp][Aa][Ss][Ss][Ww][Oo][Rr][Dd][ \t]*=|://[^/@:]+:[^/@]+@"  # noqa: S105 - a pattern, not a password
+PlainDsn = Annotated[
+    str,
+    AfterValidator(_no_password),
+    WithJsonSchema({"type": "string", "not": {"pattern": _PASSWORD_IN_DSN}}),
+]
 Dsn = Annotated[
     Annotated[PlainDsn, Tag("plain-dsn")]
     | Annotated[EnvRef, Tag("env-ref")]

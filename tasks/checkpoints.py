@@ -18,11 +18,13 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from prefect import get_run_logger
+from prefect import get_client, get_run_logger
+from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
-from pydantic import BaseModel, Field, create_model
+from prefect.states import Running
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ladder.report import Decision, now
 from ladder.rungs import Held, Rung, RungSettings
@@ -49,6 +51,9 @@ def injected_approvals() -> str | None:
 class Approval(RunInput):
     """What every approval checkpoint asks: the decision, who takes it, and why."""
 
+    # a refused answer may hold what a person typed by mistake, e.g. a DSN with its password
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
     decision: Literal["approve", "skip", "stop"] = Field(
         description="approve: climb this rung · skip: go to the next · stop: end the run here"
     )
@@ -58,6 +63,8 @@ class Approval(RunInput):
 
 class HoldAnswer(RunInput):
     """What the hold asks: release everything now, or keep it longer."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     decision: Literal["release", "extend"] = Field(
         description="release: revert everything held now · extend: keep it ttl_minutes more"
@@ -97,6 +104,11 @@ def hold_form(max_minutes: int, description: str) -> type[HoldAnswer]:
     model = create_model("Hold", __base__=HoldAnswer, ttl_minutes=(int, ttl))
     model._description = description
     return model
+
+
+def pause_key(rung_name: str) -> str:
+    """The key of the pause before ``rung_name``: Prefect allows lowercase, digits and dashes."""
+    return "checkpoint-" + rung_name.replace("_", "-")
 
 
 def _deadline_text(deadline: datetime, then: str) -> str:
@@ -140,9 +152,10 @@ def checkpoint(
             wait_for_input=form,
             timeout=timeout_seconds,
             poll_interval=_poll(timeout_seconds),
-            key=f"checkpoint-{rung.name}",
+            key=pause_key(rung.name),
         )
     except FlowPauseTimeout:
+        _running_again()
         decision = Decision(
             rung=rung.name,
             decision="stop",
@@ -189,6 +202,7 @@ def hold_checkpoint(
             key=f"hold-{round_}",
         )
     except FlowPauseTimeout:
+        _running_again()
         return _released_by_ttl(deadline)
     return Decision(
         rung="hold",
@@ -197,6 +211,16 @@ def hold_checkpoint(
         reason=answer.reason,
         settings={"ttl_minutes": answer.ttl_minutes} if answer.decision == "extend" else {},
     )
+
+
+def _running_again() -> None:
+    """After a pause timed out, put the run back to Running: the server would refuse any later
+    state (and fail the run) although the timeout is an answer Ladder acts on."""
+    run = FlowRunContext.get()
+    if run is None or run.flow_run is None:
+        return
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(run.flow_run.id, Running(), force=True)
 
 
 def _released_by_ttl(deadline: datetime) -> Decision:

@@ -16,10 +16,31 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
+def server_dir(prefix: str) -> Path:
+    """A directory for a PostgreSQL cluster, outside pytest's tmp_path: pytest chmods
+    /tmp/pytest-of-<user> back to 0700 whenever a test asks for tmp_path, and the postgres user
+    (the server never runs as root) must keep walking down to its data directory, or it PANICs."""
+    return Path(tempfile.mkdtemp(prefix=f"ladder-test-{prefix}-"))
+
+
+@pytest.fixture(scope="module")
+def sandbox_dir() -> Iterator[Path]:
+    """A directory for a real sandbox shared by a module's tests; `ladder sandbox down` and
+    removed afterwards."""
+    from ladder import sandbox
+
+    parent = server_dir("sandbox")
+    try:
+        yield parent / "sandbox"
+    finally:
+        sandbox.down(parent / "sandbox")
+        shutil.rmtree(parent, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[Cluster]:
     """One real PostgreSQL cluster for the whole test session, on a free loopback port."""
-    directory = Path(tempfile.mkdtemp(prefix="ladder-test-pg-"))
+    directory = server_dir("pg")
     cluster = Cluster(directory)
     cluster.init()
     cluster.start()

@@ -17,13 +17,13 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def demo_env(prefect_server: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+def demo_env(prefect_server: str, tmp_path: Path, sandbox_dir: Path) -> Iterator[dict[str, str]]:
     env = {
         **os.environ,
         "PREFECT_API_URL": prefect_server,
         "LADDER_HOME": str(tmp_path / "home"),
         "LADDER_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}",
-        "LADDER_SANDBOX_DIR": str(tmp_path / "sandbox"),
+        "LADDER_SANDBOX_DIR": str(sandbox_dir),
     }
     env.pop("LADDER_TEST_MODE", None)
     yield env

@@ -4,12 +4,7 @@ through the API the way the UI creates it, and its checkpoint answered through t
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
@@ -23,8 +18,8 @@ from prefect.client.schemas.filters import (
     FlowRunFilterId,
 )
 from prefect.flow_runs import resume_flow_run
+from prefect_runs import Runs
 
-from cli.entrypoints import PROJECT_ROOT
 from ladder.connectors.postgres import Cluster, create_database, database_exists
 from ladder.leases import Lease, LeaseLedger
 
@@ -85,76 +80,14 @@ def runbook_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def served(prefect_server: str, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """`ladder serve` against the test server, in its own process; stopped by PID afterwards."""
-    env = {
-        **os.environ,
-        "PREFECT_API_URL": prefect_server,
-        "LADDER_HOME": str(tmp_path / "home"),
-        "LADDER_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}",
-        "LADDER_CHECKPOINT_POLL_SECONDS": "1",
-        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "",
-    }
-    env.pop("PREFECT_FLOWS_HEARTBEAT_FREQUENCY")
-    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "serve"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        yield env
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
-
-
-def _deployment_id(timeout: float = 90) -> UUID:
-    deadline = time.monotonic() + timeout
-    with get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            try:
-                return client.read_deployment_by_name("escalate-incident/escalate-incident").id
-            except Exception:
-                time.sleep(0.5)
-    raise AssertionError("ladder serve did not register escalate-incident")
-
-
-def _wait_state(run_id: UUID, wanted: set[str], timeout: float = 120) -> str:
-    deadline = time.monotonic() + timeout
-    with get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            state = client.read_flow_run(run_id).state
-            if state and state.type.value in wanted:
-                return state.type.value
-            if state and state.is_final():
-                raise AssertionError(f"run ended {state.type.value}: {state.message}")
-            time.sleep(0.5)
-    raise AssertionError(f"run {run_id} never reached {wanted}")
-
-
-def _start_run(runbook_file: Path) -> UUID:
+def _start_run(runs: Runs, runbook_file: Path) -> UUID:
     incident = {
         "id": "e2e-checkout",
         "title": "Checkout 500s",
         "started_at": WINDOW_START.isoformat(),
         "ended_at": WINDOW_END.isoformat(),
     }
-    with get_client(sync_client=True) as client:
-        run = client.create_flow_run_from_deployment(
-            _deployment_id(), parameters={"runbook": str(runbook_file), "incident": incident}
-        )
-    return run.id
+    return runs.start(runbook=str(runbook_file), incident=incident)
 
 
 def _lease_a_database(ledger: LeaseLedger, run_id: UUID, cluster: Cluster, name: str) -> Lease:
@@ -177,10 +110,10 @@ def _report(env: dict[str, str]) -> dict:
 
 
 def test_approval_from_the_api_completes_the_run(
-    served: dict[str, str], runbook_file: Path
+    served: dict[str, str], runs: Runs, runbook_file: Path
 ) -> None:
-    run_id = _start_run(runbook_file)
-    assert _wait_state(run_id, {"PAUSED"}) == "PAUSED"
+    run_id = _start_run(runs, runbook_file)
+    assert runs.wait(run_id, {"PAUSED"}) == "PAUSED"
     # an input without the decision is refused by the server and the run stays paused
     with pytest.raises(RuntimeError):
         resume_flow_run(run_id, run_input={"approver": "ana"})
@@ -194,7 +127,7 @@ def test_approval_from_the_api_completes_the_run(
             "samples": 1,
         },
     )
-    assert _wait_state(run_id, {"COMPLETED"}) == "COMPLETED"
+    assert runs.wait(run_id, {"COMPLETED"}) == "COMPLETED"
     report = _report(served)
     (decision,) = report["decisions"]
     assert decision["decision"] == "approve" and decision["approver"] == "ana"
@@ -215,15 +148,15 @@ def test_approval_from_the_api_completes_the_run(
 
 
 def test_stop_at_a_checkpoint_reverts_the_runs_leases(
-    served: dict[str, str], runbook_file: Path, pg_cluster: Cluster
+    served: dict[str, str], runs: Runs, runbook_file: Path, pg_cluster: Cluster
 ) -> None:
-    run_id = _start_run(runbook_file)
-    _wait_state(run_id, {"PAUSED"})
+    run_id = _start_run(runs, runbook_file)
+    runs.wait(run_id, {"PAUSED"})
     # what an earlier rung of this run changed: a database, leased to the run
     ledger = LeaseLedger(served["LADDER_LEDGER_URL"])
     lease = _lease_a_database(ledger, run_id, pg_cluster, "e2e_replica")
     resume_flow_run(run_id, run_input={"decision": "stop", "approver": "bo", "reason": "enough"})
-    assert _wait_state(run_id, {"COMPLETED"}) == "COMPLETED"
+    assert runs.wait(run_id, {"COMPLETED"}) == "COMPLETED"
     assert not database_exists(pg_cluster.dsn(), "e2e_replica")
     assert ledger.get(lease.id).state == "reverted"
     report = _report(served)
@@ -235,12 +168,12 @@ def test_stop_at_a_checkpoint_reverts_the_runs_leases(
 
 
 def test_cancelling_a_paused_run_reverts_its_leases(
-    served: dict[str, str], runbook_file: Path, pg_cluster: Cluster
+    served: dict[str, str], runs: Runs, runbook_file: Path, pg_cluster: Cluster
 ) -> None:
     from prefect.states import Cancelling
 
-    run_id = _start_run(runbook_file)
-    _wait_state(run_id, {"PAUSED"})
+    run_id = _start_run(runs, runbook_file)
+    runs.wait(run_id, {"PAUSED"})
     ledger = LeaseLedger(served["LADDER_LEDGER_URL"])
     lease = _lease_a_database(ledger, run_id, pg_cluster, "e2e_cancelled")
     with get_client(sync_client=True) as client:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from uuid import UUID
 
 import pytest
+from prefect import get_client
 
 from ladder.errors import CheckpointError
 from ladder.incident import Incident
@@ -138,3 +140,7 @@ def test_a_checkpoint_that_times_out_stops_the_run(prefect_server: str, home: Pa
     assert decision["decision"] == "stop" and decision["timed_out"]
     assert report["rungs"][0]["status"] == "skipped"
     assert "no answer within 3 s" in report["rungs"][0]["reason"]
+    # a stop is an answer: the run ends Completed, not Failed for want of a resume
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(UUID(report["flow_run_id"])).state
+    assert state is not None and state.type.value == "COMPLETED", state

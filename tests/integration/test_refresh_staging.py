@@ -143,7 +143,9 @@ def test_local_replica_rung_leases_the_replica_to_the_run(
 
     @flow
     def climb() -> LocalReplicaResult:
-        state = ClimbState(incident, env, tmp_path / "rb.yaml", owner, publish=PrefectPublisher(incident.id))
+        state = ClimbState(
+            incident, env, tmp_path / "rb.yaml", owner, publish=PrefectPublisher(incident.id)
+        )
         return run(state, settings)
 
     result = climb()

@@ -72,3 +72,45 @@ def test_json_round_trip_keeps_statuses() -> None:
     again = Report.model_validate_json(report.model_dump_json())
     assert [r.status for r in again.rungs] == ["done", "not_built"]
     assert again.rung("tunnel").reason == "not built yet"
+
+
+def test_the_report_shows_what_was_held_and_every_hold_decision() -> None:
+    from ladder.rungs import Held
+
+    report = _report()
+    report.rungs[0].held = [
+        Held(
+            lease_id="l1",
+            what="replica database ladder_replica_x",
+            use="psql 'host=127.0.0.1 dbname=ladder_replica_x'",
+            expires_at=T0,
+        )
+    ]
+    report.decisions += [
+        Decision(
+            rung="hold",
+            decision="extend",
+            approver="bo",
+            reason="one more query",
+            at=T0,
+            settings={"ttl_minutes": 30},
+        ),
+        Decision(
+            rung="hold",
+            decision="release",
+            approver="nobody",
+            reason="TTL passed",
+            at=T0,
+            timed_out=True,
+        ),
+    ]
+    report.hold = "released at 2026-11-25 10:30:00 UTC: its TTL passed"
+    text = render_markdown(report)
+    assert "- **Hold:** released at 2026-11-25 10:30:00 UTC: its TTL passed" in text
+    assert "## Held for the engineer" in text
+    assert (
+        "| replica database ladder_replica_x | `psql 'host=127.0.0.1 dbname=ladder_replica_x'` |"
+        in text
+    )
+    assert "| hold | extend | bo |" in text
+    assert "| hold | release | nobody (timed out) |" in text

@@ -1,0 +1,207 @@
+"""The hold, end to end: `escalate-incident` with `runbooks/demo-approvals.yaml` on the real
+sandbox, served by `ladder serve`, rung 2 approved through the API, then the replica held for the
+engineer until they release it, its TTL passes, or the run is cancelled."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.flow_runs import resume_flow_run
+from prefect_runs import Runs
+
+from cli.entrypoints import PROJECT_ROOT
+from ladder.leases import Lease, LeaseLedger
+
+pytestmark = pytest.mark.e2e
+
+RUNBOOK = str(PROJECT_ROOT / "runbooks" / "demo-approvals.yaml")
+
+
+@pytest.fixture(scope="module")
+def sandbox(sandbox_dir: Path) -> Path:
+    """A small real sandbox (its own PostgreSQL cluster), shared by this module's runs."""
+    up = [sys.executable, "-m", "cli", "sandbox", "up", "--dir", str(sandbox_dir), "--users", "300"]
+    subprocess.run(up, check=True, capture_output=True, timeout=300)
+    return sandbox_dir
+
+
+@pytest.fixture
+def serve_env_extra(sandbox: Path) -> dict[str, str]:
+    return {"LADDER_SANDBOX_DIR": str(sandbox)}
+
+
+def _approve_replica(runs: Runs, run_id: UUID, **settings: Any) -> None:
+    runs.wait(run_id, {"PAUSED"})
+    assert runs.pause_key(run_id) == "checkpoint-local-replica"
+    resume_flow_run(
+        run_id,
+        run_input={
+            "decision": "approve",
+            "approver": "ana",
+            "reason": "need the rows behind the 500s",
+            **settings,
+        },
+    )
+
+
+def _held_replica(runs: Runs, run_id: UUID, served: dict[str, str]) -> Lease:
+    """Wait for the hold; the run's one open lease: the replica database it holds."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        runs.wait(run_id, {"PAUSED"})
+        if runs.pause_key(run_id).startswith("hold-"):
+            break
+        time.sleep(0.5)
+    ledger = LeaseLedger(served["LADDER_LEDGER_URL"])
+    (lease,) = [x for x in ledger.list(owner=str(run_id)) if x.is_open]
+    assert lease.kind == "postgres_database"
+    return lease
+
+
+def _replica_dsn(lease: Lease) -> str:
+    info = psycopg.conninfo.conninfo_to_dict(lease.undo["server"])
+    info["dbname"] = lease.undo["dbname"]
+    return psycopg.conninfo.make_conninfo(**info)
+
+
+def _exists(lease: Lease) -> bool:
+    with psycopg.connect(lease.undo["server"], autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (lease.undo["dbname"],)
+        ).fetchone()
+    return row is not None
+
+
+def _report(served: dict[str, str]) -> dict[str, Any]:
+    (path,) = (Path(served["LADDER_HOME"]) / "reports").glob("*.json")
+    return json.loads(path.read_text())
+
+
+def _decisions(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [(d["rung"], d["decision"], d["approver"]) for d in report["decisions"]]
+
+
+def test_the_replica_is_held_until_the_engineer_releases_it(
+    served: dict[str, str], runs: Runs
+) -> None:
+    run_id = runs.start(runbook=RUNBOOK)
+    _approve_replica(runs, run_id, child_depth=1)
+    lease = _held_replica(runs, run_id, served)
+    # while the run holds it, the replica is there and answers queries, sanitized
+    with psycopg.connect(_replica_dsn(lease)) as conn:
+        users = conn.execute("SELECT count(*) FROM users").fetchone()[0]
+        emails = [r[0] for r in conn.execute("SELECT email FROM users LIMIT 20")]
+    assert users > 0
+    assert all(
+        e.endswith((".example", ".test", "example.com", "example.org", "example.net"))
+        for e in emails
+    ), emails
+    runs.wait_log(run_id, "waiting for approval at local_replica until ")
+    runs.wait_log(run_id, "holding 1 item(s) for the engineer until ")
+    # the form asks for what the issue names, and refuses a TTL beyond the runbook's maximum
+    with pytest.raises(RuntimeError):
+        resume_flow_run(
+            run_id,
+            run_input={"decision": "extend", "approver": "ana", "ttl_minutes": 100_000},
+        )
+    assert runs.pause_key(run_id) == "hold-1"
+    resume_flow_run(
+        run_id, run_input={"decision": "release", "approver": "ana", "reason": "found it"}
+    )
+    assert runs.wait(run_id, {"COMPLETED"}) == "COMPLETED"
+    assert not _exists(lease)
+    report = _report(served)
+    assert report["approvals"] == "manual"
+    assert _decisions(report) == [("local_replica", "approve", "ana"), ("hold", "release", "ana")]
+    assert report["decisions"][0]["settings"]["child_depth"] == 1
+    assert report["decisions"][1]["reason"] == "found it"
+    assert report["hold"].startswith("released at ") and "ana released it" in report["hold"]
+    assert {x["state"] for x in report["leases"]} == {"reverted"}
+
+
+def test_an_extended_hold_releases_when_its_new_ttl_passes(
+    served: dict[str, str], runs: Runs
+) -> None:
+    run_id = runs.start(runbook=RUNBOOK)
+    _approve_replica(runs, run_id)
+    lease = _held_replica(runs, run_id, served)
+    resume_flow_run(
+        run_id,
+        run_input={
+            "decision": "extend",
+            "approver": "bo",
+            "reason": "one more query",
+            "ttl_minutes": 1,
+        },
+    )
+    # the ledger knows the new expiry, so the janitor leaves the replica alone until then
+    ledger = LeaseLedger(served["LADDER_LEDGER_URL"])
+    deadline = time.monotonic() + 60
+    while ledger.get(lease.id).expires_at >= lease.expires_at and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ledger.get(lease.id).expires_at < lease.expires_at
+    assert _exists(lease)
+    # nobody answers the second hold: it times out at the new TTL and releases
+    assert runs.wait(run_id, {"COMPLETED"}, timeout=240) == "COMPLETED"
+    assert not _exists(lease)
+    report = _report(served)
+    assert _decisions(report) == [
+        ("local_replica", "approve", "ana"),
+        ("hold", "extend", "bo"),
+        ("hold", "release", "nobody"),
+    ]
+    assert report["decisions"][1]["settings"] == {"ttl_minutes": 1}
+    assert report["decisions"][2]["timed_out"] is True
+    assert "its TTL passed" in report["hold"]
+
+
+def test_cancelling_the_run_during_the_hold_releases_the_replica(
+    served: dict[str, str], runs: Runs
+) -> None:
+    from prefect.states import Cancelling
+
+    run_id = runs.start(runbook=RUNBOOK)
+    _approve_replica(runs, run_id)
+    lease = _held_replica(runs, run_id, served)
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(run_id, Cancelling(), force=True)
+    ledger = LeaseLedger(served["LADDER_LEDGER_URL"])
+    deadline = time.monotonic() + 60
+    while ledger.get(lease.id).state != "reverted" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ledger.get(lease.id).state == "reverted"
+    assert not _exists(lease)
+    report = _report(served)
+    assert report["outcome"] == "cancelled"
+
+
+def test_leases_revert_run_releases_the_held_replica_from_a_terminal(
+    served: dict[str, str], runs: Runs
+) -> None:
+    run_id = runs.start(runbook=RUNBOOK)
+    _approve_replica(runs, run_id)
+    lease = _held_replica(runs, run_id, served)
+    revert = subprocess.run(
+        [sys.executable, "-m", "cli", "leases", "revert", "--run", str(run_id)],
+        env={**os.environ, **served},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert revert.returncode == 0, revert.stderr
+    assert not _exists(lease)
+    assert LeaseLedger(served["LADDER_LEDGER_URL"]).get(lease.id).state == "reverted"
+    # the hold learns nothing is live any more only when it wakes; releasing ends the run cleanly
+    resume_flow_run(run_id, run_input={"decision": "release", "approver": "ana"})
+    assert runs.wait(run_id, {"COMPLETED"}) == "COMPLETED"
+    assert {x["state"] for x in _report(served)["leases"]} == {"reverted"}

@@ -12,16 +12,18 @@ import json
 import os
 import pwd
 import shutil
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.abc import Query
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from ladder.connectors.base import Connection, one_line
 from ladder.errors import PostgresError
 from ladder.procs import free_port, pid_alive, run
 
@@ -218,18 +220,74 @@ def redact_dsn(dsn: str) -> str:
     return make_conninfo(**params)
 
 
+class PostgresConnection(Connection[psycopg.Connection]):
+    """One PostgreSQL database at ``dsn``.
+
+    No I/O in ``__init__``; the psycopg connection is opened on first use of ``handle`` or
+    ``execute``; ``close()`` is idempotent; ``with`` closes. Every ``psycopg.Error`` leaves as a
+    one-line :class:`PostgresError` naming ``host:port/database`` (never the password), raised
+    ``from None`` so the driver's exception, which may quote the DSN, is not chained.
+    """
+
+    vendor_errors = (psycopg.Error,)
+
+    def __init__(self, dsn: str, *, autocommit: bool = False, connect_timeout: int = 10) -> None:
+        super().__init__()
+        self.dsn = dsn
+        self.autocommit = autocommit
+        self.connect_timeout = connect_timeout
+
+    def __repr__(self) -> str:
+        return f"PostgresConnection({self.address!r})"
+
+    @property
+    def address(self) -> str:
+        try:
+            params = conninfo_to_dict(self.dsn)
+        except psycopg.Error:
+            return "an invalid connection string"
+        host = params.get("host") or params.get("hostaddr") or "local socket"
+        return f"{host}:{params.get('port') or 5432}/{params.get('dbname') or params.get('user') or '?'}"
+
+    def translate(self, exc: BaseException, doing: str) -> PostgresError:
+        if self.address == "an invalid connection string":
+            # libpq's parse errors quote fragments of the string, which may be the password
+            return PostgresError(f"{doing} failed: the connection string is not valid")
+        password = None
+        with suppress(psycopg.Error):
+            password = conninfo_to_dict(self.dsn).get("password")
+        return PostgresError(f"{doing} failed on {self.address}: {one_line(exc, hide=password)}")
+
+    def execute(
+        self, query: Query, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> psycopg.Cursor[Any]:
+        """Run one statement (``params`` bound by the driver, never pasted into the text)."""
+        with self.errors("a statement"):
+            return self.handle.execute(query, params)
+
+    def _open(self) -> psycopg.Connection:
+        return psycopg.connect(
+            self.dsn, autocommit=self.autocommit, connect_timeout=self.connect_timeout
+        )
+
+    def _close(self, handle: psycopg.Connection) -> None:
+        handle.close()
+
+
 @contextmanager
 def connect(dsn: str, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
-    """A psycopg connection whose failures become :class:`PostgresError` without the password."""
-    try:
-        conn = psycopg.connect(dsn, autocommit=autocommit, connect_timeout=10)
-    except psycopg.Error as exc:
-        raise PostgresError(f"cannot connect to {redact_dsn(dsn)}: {exc}") from exc
-    try:
-        with conn:
-            yield conn
-    finally:
-        conn.close()
+    """A psycopg connection in a block: committed when the block ends, rolled back if it raises.
+
+    A ``psycopg.Error`` raised while connecting or escaping the block becomes a
+    :class:`PostgresError` (see :class:`PostgresConnection`); inside the block the driver's own
+    exceptions can still be caught.
+    """
+    with (
+        PostgresConnection(dsn, autocommit=autocommit) as pg,
+        pg.errors("a statement"),
+        pg.handle as conn,
+    ):
+        yield conn
 
 
 def database_exists(dsn: str, dbname: str) -> bool:
@@ -255,15 +313,3 @@ def drop_database(dsn: str, dbname: str) -> bool:
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
         )
         return existed is not None
-
-
-def wait_ready(dsn: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with psycopg.connect(dsn, connect_timeout=2):
-                return
-        except psycopg.OperationalError as exc:
-            if time.monotonic() > deadline:
-                raise PostgresError(f"{redact_dsn(dsn)} not ready after {timeout}s: {exc}") from exc
-            time.sleep(0.1)

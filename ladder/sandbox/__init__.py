@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ladder.connectors.postgres import Cluster, connect, create_database
+from ladder.connectors.postgres import connect, create_database
 from ladder.errors import PostgresError, SandboxError
 from ladder.incident import Incident
+from ladder.sandbox.cluster import Cluster
 from ladder.sandbox.railslogs import MIN_REQUESTS, IncidentSpec, LogUser, write_logs
 from ladder.sandbox.seed import MIN_USERS, seed_shop
 

@@ -40,6 +40,8 @@ from ladder.sanitize.patterns import (
     has_phone_number,
 )
 
+# Values worth a closer look in Python: an email's @ (or %40) or a run of three digits.
+_MAY_HOLD_PII = "@|%40|[0-9]{3}"
 SCRUBBED = frozenset({"text", "json"})
 FREE_TEXT_TYPES = ("text", "json", "jsonb")
 SAMPLE_ROWS = 50_000
@@ -268,10 +270,10 @@ def _free_text(conn: psycopg.Connection, col: GateColumn, limit: int) -> list[Ga
     values = [
         r[0]
         for r in conn.execute(
-            sql.SQL("SELECT {}::text FROM {} WHERE {}::text ~ '@|%40|[0-9]{{3}}' LIMIT %s").format(
+            sql.SQL("SELECT {}::text FROM {} WHERE {}::text ~ %s LIMIT %s").format(
                 c, _ident(col.table), c
             ),
-            [limit],
+            [_MAY_HOLD_PII, limit],
         )
     ]
     emails = sum(1 for v in values if has_foreign_email(v))

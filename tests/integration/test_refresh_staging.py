@@ -10,7 +10,7 @@ import yaml
 
 from ladder.connectors.postgres import connect, create_database, drop_database
 from ladder.errors import ConfigError
-from ladder.replica.schema import previous_copies
+from ladder.replica.swap import previous_copies
 from ladder.sandbox.cluster import Cluster
 from ladder.sandbox.seed import seed_shop
 

@@ -31,7 +31,7 @@ from ladder.errors import (
 )
 from ladder.leases import LeaseLedger
 from ladder.replica.pipeline import create_replica
-from ladder.replica.schema import previous_copies
+from ladder.replica.swap import previous_copies
 from ladder.sandbox.cluster import Cluster
 from ladder.sandbox.seed import seed_shop
 

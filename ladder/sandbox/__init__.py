@@ -23,8 +23,9 @@ from ladder.connectors.postgres import connect, create_database
 from ladder.errors import PostgresError, SandboxError
 from ladder.incident import Incident
 from ladder.sandbox.cluster import Cluster
-from ladder.sandbox.railslogs import MIN_REQUESTS, IncidentSpec, LogUser, write_logs
+from ladder.sandbox.railslogs import MIN_REQUESTS, write_logs
 from ladder.sandbox.seed import MIN_USERS, seed_shop
+from ladder.sandbox.traffic import IncidentSpec, LogUser
 
 PRODUCTION_DB = "shop_production"
 STAGING_DB = "shop_staging"

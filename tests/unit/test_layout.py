@@ -23,7 +23,6 @@ SANDBOX_IMPORTERS = {
 OVERSIZED = {
     "ladder/connectors/logfiles.py": "issue 7: split",
     "ladder/leases/__init__.py": "issue 7: split",
-    "ladder/sandbox/railslogs.py": "issue 7: split",
     "ladder/sanitize/policy.py": "issue 7: split",
 }
 

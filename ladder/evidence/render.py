@@ -66,25 +66,21 @@ def to_markdown(ev: Evidence) -> str:
     if ev.skipped_lines:
         lines.append(f"- {ev.skipped_lines} malformed log lines skipped")
     lines += ["", "### Error groups", ""]
-    if ev.error_groups:
-        lines += _table(
-            "| count | in baseline | exception | message | top frame | users | first seen | last seen |",
-            "|---:|---:|---|---|---|---:|---|---|",
-            ev.error_groups,
-            _group_cells,
-        )
-    else:
-        lines.append("No failed requests in the window.")
+    lines += _table(
+        "| count | in baseline | exception | message | top frame | users | first seen | last seen |",
+        "|---:|---:|---|---|---|---:|---|---|",
+        ev.error_groups,
+        _group_cells,
+        empty="No failed requests in the window.",
+    )
     lines += ["", "### Latency against the baseline", ""]
-    if ev.latency:
-        lines += _table(
-            "| endpoint | requests | p50 ms | p95 ms | p99 ms | baseline p95 ms | p95 vs baseline |",
-            "|---|---:|---:|---:|---:|---:|---:|",
-            ev.latency,
-            _latency_cells,
-        )
-    else:
-        lines.append("No requests in the window.")
+    lines += _table(
+        "| endpoint | requests | p50 ms | p95 ms | p99 ms | baseline p95 ms | p95 vs baseline |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        ev.latency,
+        _latency_cells,
+        empty="No requests in the window.",
+    )
     lines += ["", "### Affected users", ""]
     if ev.affected_users:
         shown = ", ".join(f"`{u}`" for u in ev.affected_users[:20])
@@ -129,9 +125,12 @@ def _short(text: str, limit: int) -> str:
 
 
 def _table(
-    head: str, rule: str, items: Sequence[_T], cells: Callable[[_T], list[str]]
+    head: str, rule: str, items: Sequence[_T], cells: Callable[[_T], list[str]], *, empty: str
 ) -> list[str]:
-    """A Markdown table of the first ``_TABLE_ROWS`` items, then a note of how many more there are."""
+    """A Markdown table of the first ``_TABLE_ROWS`` items, then a note of how many more there are;
+    the line ``empty`` when there are no items."""
+    if not items:
+        return [empty]
     return [head, rule, *(table_row(cells(i)) for i in items[:_TABLE_ROWS]), *_more(len(items))]
 
 

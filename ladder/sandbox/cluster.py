@@ -19,7 +19,7 @@ from psycopg.conninfo import make_conninfo
 
 from ladder.connectors.postgres import find_bindir
 from ladder.errors import PostgresError
-from ladder.procs import free_port, pid_alive, run
+from ladder.procs import Result, free_port, pid_alive, run
 
 SUPERUSER = "postgres"
 
@@ -66,28 +66,12 @@ class Cluster:
         """Create the cluster files (trust auth on loopback, UTF8, no fsync)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
-            _ensure_traversable(self.directory)
             pw = pwd.getpwnam(SUPERUSER)
             os.chown(self.directory, pw.pw_uid, pw.pw_gid)
-        bindir = find_bindir()
-        res = run(
-            _as_server_user(
-                [
-                    str(bindir / "initdb"),
-                    "-D",
-                    str(self.data_dir),
-                    "-A",
-                    "trust",
-                    "-E",
-                    "UTF8",
-                    "-U",
-                    SUPERUSER,
-                    "--no-sync",
-                    "--locale=C",
-                ]
-            ),
+        res = self._run(
+            "initdb", "-A", "trust", "-E", "UTF8", "-U", SUPERUSER, "--no-sync", "--locale=C",
             timeout=120,
-        )
+        )  # fmt: skip
         if not res.ok:
             raise PostgresError(f"initdb failed in {self.data_dir}: {res.tail()}")
 
@@ -95,8 +79,6 @@ class Cluster:
         """Start the server on a free loopback port and wait until it accepts connections."""
         if self.running():
             return
-        if os.geteuid() == 0:
-            _ensure_traversable(self.directory)
         self.port = self.port or free_port()
         # pg_ctl hands -o to a shell (it runs "postgres" through /bin/sh): quote every word
         opts = shlex.join(
@@ -107,23 +89,8 @@ class Cluster:
                 "-c", "max_connections=100",
             ]
         )  # fmt: skip
-        res = run(
-            _as_server_user(
-                [
-                    str(find_bindir() / "pg_ctl"),
-                    "-D",
-                    str(self.data_dir),
-                    "-l",
-                    str(self.log_file),
-                    "-w",
-                    "-t",
-                    "60",
-                    "start",
-                    "-o",
-                    opts,
-                ]
-            ),
-            timeout=90,
+        res = self._run(
+            "pg_ctl", "-l", str(self.log_file), "-w", "-t", "60", "start", "-o", opts, timeout=90
         )
         if not res.ok:
             log = self.log_file.read_text()[-2000:] if self.log_file.exists() else ""
@@ -147,24 +114,16 @@ class Cluster:
         """Stop the server (fast mode); a no-op when it is not running."""
         if not self.running():
             return
-        if os.geteuid() == 0:
-            _ensure_traversable(self.directory)
-        res = run(
-            _as_server_user(
-                [
-                    str(find_bindir() / "pg_ctl"),
-                    "-D",
-                    str(self.data_dir),
-                    "-m",
-                    "fast",
-                    "-w",
-                    "stop",
-                ]
-            ),
-            timeout=60,
-        )
+        res = self._run("pg_ctl", "-m", "fast", "-w", "stop", timeout=60)
         if not res.ok and self.running():
             raise PostgresError(f"could not stop PostgreSQL in {self.directory}: {res.tail()}")
+
+    def _run(self, program: str, *args: str, timeout: float) -> Result:
+        """Run server program ``program`` (initdb, pg_ctl) on this cluster's data directory."""
+        if os.geteuid() == 0:
+            _ensure_traversable(self.directory)
+        argv = [str(find_bindir() / program), "-D", str(self.data_dir), *args]
+        return run(_as_server_user(argv), timeout=timeout)
 
     def dsn(self, dbname: str = "postgres") -> str:
         if self.port is None:

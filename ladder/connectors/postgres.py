@@ -94,7 +94,10 @@ class PostgresConnection(Connection[psycopg.Connection]):
         password = None
         with suppress(psycopg.Error):
             password = conninfo_to_dict(self.dsn).get("password")
-        return PostgresError(f"{doing} failed on {self.address}: {one_line(exc, hide=password)}")
+        reason = one_line(exc, hide=password)
+        if doing == "connect":
+            return PostgresError(f"cannot connect to {self.address}: {reason}")
+        return PostgresError(f"{doing} failed on {self.address}: {reason}")
 
     def execute(
         self, query: Query, params: Sequence[Any] | Mapping[str, Any] | None = None

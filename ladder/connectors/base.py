@@ -44,10 +44,12 @@ class Connection(ABC, Generic[H]):
 
     def open(self) -> H:
         """Open the connection unless it is open already; return the vendor handle."""
-        if self._handle is None:
-            with self.errors("connect"):
-                self._handle = self._open()
-        return self._handle
+        if self._handle is not None:
+            return self._handle
+        with self.errors("connect"):
+            handle = self._open()
+        self._handle = handle
+        return handle
 
     @property
     def handle(self) -> H:

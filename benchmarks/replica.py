@@ -34,7 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ladder.connectors.postgres import Cluster, create_database, drop_database, find_bindir  # noqa: E402
+from ladder.connectors.postgres import create_database, drop_database, find_bindir  # noqa: E402
+from ladder.sandbox.cluster import Cluster  # noqa: E402
 from ladder.sandbox.seed import seed_shop  # noqa: E402
 
 POLICY = ROOT / "runbooks" / "policies" / "shop.yaml"

@@ -89,7 +89,7 @@ def suggest(
     """Draft a policy from column names, types and sampled values (never written to the file)."""
     from ladder.connectors import pg_catalog as catalog
     from ladder.connectors.postgres import connect, redact_dsn
-    from ladder.sanitize.policy import guess_rule, render_policy
+    from ladder.sanitize.suggest import guess_rule, render_policy
 
     if output is not None and output.exists() and not force:
         err.print(f"[red]error:[/red] {output} exists: pass --force to overwrite it")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ladder.connectors.postgres import Cluster
+from ladder.sandbox.cluster import Cluster
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -1,31 +1,24 @@
-"""PostgreSQL plumbing: throwaway clusters on loopback and small catalog helpers.
+"""PostgreSQL: the connection Ladder opens, where the client programs are, database helpers.
 
-A :class:`Cluster` lives in a directory of its own (``DIR/data``, the socket and the log beside it)
-and listens on 127.0.0.1 only. As root the server runs as the ``postgres`` system user, because
-PostgreSQL refuses to run as root.
+The throwaway clusters of the demo and the tests are sandbox machinery: :mod:`ladder.sandbox.cluster`.
 """
 
 from __future__ import annotations
 
 import glob
-import json
-import os
-import pwd
 import shutil
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.abc import Query
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from ladder.connectors.base import Connection, one_line
 from ladder.errors import PostgresError
-from ladder.procs import free_port, pid_alive, run
-
-SUPERUSER = "postgres"
 
 
 def find_bindir() -> Path:
@@ -50,159 +43,6 @@ def find_bindir() -> Path:
         ) from exc
 
 
-def _as_server_user(argv: list[str]) -> list[str]:
-    return ["runuser", "-u", SUPERUSER, "--", *argv] if os.geteuid() == 0 else argv
-
-
-@dataclass
-class Cluster:
-    """A throwaway PostgreSQL cluster in ``directory``.
-
-    No I/O in ``__init__``. ``init()`` creates it, ``start()``/``stop()`` run it (``stop`` is safe
-    twice), ``dsn(db)`` addresses a database in it. The port is kept in ``DIR/cluster.json`` so
-    that another process can find a running cluster.
-    """
-
-    directory: Path
-    port: int | None = None
-
-    def __post_init__(self) -> None:
-        self.directory = Path(self.directory).absolute()
-
-    @property
-    def data_dir(self) -> Path:
-        return self.directory / "data"
-
-    @property
-    def log_file(self) -> Path:
-        return self.directory / "postgres.log"
-
-    @property
-    def _state_file(self) -> Path:
-        return self.directory / "cluster.json"
-
-    def exists(self) -> bool:
-        return (self.data_dir / "PG_VERSION").exists()
-
-    def load_state(self) -> None:
-        if self._state_file.exists():
-            self.port = json.loads(self._state_file.read_text())["port"]
-
-    def init(self) -> None:
-        """Create the cluster files (trust auth on loopback, UTF8, no fsync)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:
-            _ensure_traversable(self.directory)
-            pw = pwd.getpwnam(SUPERUSER)
-            os.chown(self.directory, pw.pw_uid, pw.pw_gid)
-        bindir = find_bindir()
-        res = run(
-            _as_server_user(
-                [
-                    str(bindir / "initdb"),
-                    "-D",
-                    str(self.data_dir),
-                    "-A",
-                    "trust",
-                    "-E",
-                    "UTF8",
-                    "-U",
-                    SUPERUSER,
-                    "--no-sync",
-                    "--locale=C",
-                ]
-            ),
-            timeout=120,
-        )
-        if not res.ok:
-            raise PostgresError(f"initdb failed in {self.data_dir}: {res.tail()}")
-
-    def start(self) -> None:
-        """Start the server on a free loopback port and wait until it accepts connections."""
-        if self.running():
-            return
-        if os.geteuid() == 0:
-            _ensure_traversable(self.directory)
-        self.port = self.port or free_port()
-        opts = (
-            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
-        )
-        res = run(
-            _as_server_user(
-                [
-                    str(find_bindir() / "pg_ctl"),
-                    "-D",
-                    str(self.data_dir),
-                    "-l",
-                    str(self.log_file),
-                    "-w",
-                    "-t",
-                    "60",
-                    "start",
-                    "-o",
-                    opts,
-                ]
-            ),
-            timeout=90,
-        )
-        if not res.ok:
-            log = self.log_file.read_text()[-2000:] if self.log_file.exists() else ""
-            raise PostgresError(
-                f"could not start PostgreSQL in {self.directory}: {res.tail()}\n{log}"
-            )
-        self._state_file.write_text(json.dumps({"port": self.port}))
-
-    def pid(self) -> int | None:
-        pidfile = self.data_dir / "postmaster.pid"
-        try:
-            return int(pidfile.read_text().split("\n", 1)[0])
-        except (FileNotFoundError, ValueError):
-            return None
-
-    def running(self) -> bool:
-        pid = self.pid()
-        return pid is not None and pid_alive(pid)
-
-    def stop(self) -> None:
-        """Stop the server (fast mode); a no-op when it is not running."""
-        if not self.running():
-            return
-        if os.geteuid() == 0:
-            _ensure_traversable(self.directory)
-        res = run(
-            _as_server_user(
-                [
-                    str(find_bindir() / "pg_ctl"),
-                    "-D",
-                    str(self.data_dir),
-                    "-m",
-                    "fast",
-                    "-w",
-                    "stop",
-                ]
-            ),
-            timeout=60,
-        )
-        if not res.ok and self.running():
-            raise PostgresError(f"could not stop PostgreSQL in {self.directory}: {res.tail()}")
-
-    def dsn(self, dbname: str = "postgres") -> str:
-        if self.port is None:
-            self.load_state()
-        if self.port is None:
-            raise PostgresError(f"cluster in {self.directory} has no port: is it started?")
-        return make_conninfo(host="127.0.0.1", port=self.port, user=SUPERUSER, dbname=dbname)
-
-
-def _ensure_traversable(directory: Path) -> None:
-    """Make every parent of ``directory`` searchable by the server user (temp dirs are 0700)."""
-    for parent in [directory, *directory.parents]:
-        mode = parent.stat().st_mode
-        if not mode & 0o001:
-            os.chmod(parent, mode | 0o001)
-
-
 def with_dbname(dsn: str, dbname: str) -> str:
     """``dsn`` pointed at another database on the same server."""
     params = conninfo_to_dict(dsn)
@@ -218,18 +58,77 @@ def redact_dsn(dsn: str) -> str:
     return make_conninfo(**params)
 
 
+class PostgresConnection(Connection[psycopg.Connection]):
+    """One PostgreSQL database at ``dsn``.
+
+    No I/O in ``__init__``; the psycopg connection is opened on first use of ``handle`` or
+    ``execute``; ``close()`` is idempotent; ``with`` closes. Every ``psycopg.Error`` leaves as a
+    one-line :class:`PostgresError` naming ``host:port/database`` (never the password), raised
+    ``from None`` so the driver's exception, which may quote the DSN, is not chained.
+    """
+
+    vendor_errors = (psycopg.Error,)
+
+    def __init__(self, dsn: str, *, autocommit: bool = False, connect_timeout: int = 10) -> None:
+        super().__init__()
+        self.dsn = dsn
+        self.autocommit = autocommit
+        self.connect_timeout = connect_timeout
+
+    def __repr__(self) -> str:
+        return f"PostgresConnection({self.address!r})"
+
+    @property
+    def address(self) -> str:
+        try:
+            params = conninfo_to_dict(self.dsn)
+        except psycopg.Error:
+            return "an invalid connection string"
+        host = params.get("host") or params.get("hostaddr") or "local socket"
+        return f"{host}:{params.get('port') or 5432}/{params.get('dbname') or params.get('user') or '?'}"
+
+    def translate(self, exc: BaseException, doing: str) -> PostgresError:
+        if self.address == "an invalid connection string":
+            # libpq's parse errors quote fragments of the string, which may be the password
+            return PostgresError(f"{doing} failed: the connection string is not valid")
+        password = None
+        with suppress(psycopg.Error):
+            password = conninfo_to_dict(self.dsn).get("password")
+        reason = one_line(exc, hide=password)
+        if doing == "connect":
+            return PostgresError(f"cannot connect to {self.address}: {reason}")
+        return PostgresError(f"{doing} failed on {self.address}: {reason}")
+
+    def execute(
+        self, query: Query, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> psycopg.Cursor[Any]:
+        """Run one statement (``params`` bound by the driver, never pasted into the text)."""
+        with self.errors("a statement"):
+            return self.handle.execute(query, params)
+
+    def _open(self) -> psycopg.Connection:
+        return psycopg.connect(
+            self.dsn, autocommit=self.autocommit, connect_timeout=self.connect_timeout
+        )
+
+    def _close(self, handle: psycopg.Connection) -> None:
+        handle.close()
+
+
 @contextmanager
 def connect(dsn: str, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
-    """A psycopg connection whose failures become :class:`PostgresError` without the password."""
-    try:
-        conn = psycopg.connect(dsn, autocommit=autocommit, connect_timeout=10)
-    except psycopg.Error as exc:
-        raise PostgresError(f"cannot connect to {redact_dsn(dsn)}: {exc}") from exc
-    try:
-        with conn:
-            yield conn
-    finally:
-        conn.close()
+    """A psycopg connection in a block: committed when the block ends, rolled back if it raises.
+
+    A ``psycopg.Error`` raised while connecting or escaping the block becomes a
+    :class:`PostgresError` (see :class:`PostgresConnection`); inside the block the driver's own
+    exceptions can still be caught.
+    """
+    with (
+        PostgresConnection(dsn, autocommit=autocommit) as pg,
+        pg.errors("a statement"),
+        pg.handle as conn,
+    ):
+        yield conn
 
 
 def database_exists(dsn: str, dbname: str) -> bool:
@@ -255,15 +154,3 @@ def drop_database(dsn: str, dbname: str) -> bool:
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
         )
         return existed is not None
-
-
-def wait_ready(dsn: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with psycopg.connect(dsn, connect_timeout=2):
-                return
-        except psycopg.OperationalError as exc:
-            if time.monotonic() > deadline:
-                raise PostgresError(f"{redact_dsn(dsn)} not ready after {timeout}s: {exc}") from exc
-            time.sleep(0.1)

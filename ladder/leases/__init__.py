@@ -31,9 +31,8 @@ import pkgutil
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -41,6 +40,7 @@ from psycopg.conninfo import conninfo_to_dict
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ladder.errors import LeaseError
+from ladder.leases._model import OPEN_STATES, Lease, LeaseState, lease_from_row
 from ladder.leases._secret_scan import check_no_secrets
 from ladder.leases._store import TABLE_NAME, default_url, leases_table, make_engine, metadata
 from ladder.secrets import Dsn, resolve_dsn
@@ -54,51 +54,6 @@ __all__ = [
 #: Packages whose modules define undo kinds next to the change they undo (a connector, a rung).
 #: A process that never imported them (the janitor) imports them all before it gives up on a kind.
 UNDO_PACKAGES: tuple[str, ...] = ("ladder.connectors", "ladder.rungs")
-
-
-class LeaseState(StrEnum):
-    PENDING = "pending"
-    ACTIVE = "active"
-    REVERTED = "reverted"
-    REVERT_FAILED = "revert_failed"
-
-
-OPEN_STATES = (LeaseState.PENDING, LeaseState.ACTIVE, LeaseState.REVERT_FAILED)
-
-
-@dataclass(frozen=True)
-class Lease:
-    """One recorded change to a shared environment."""
-
-    id: str
-    kind: str
-    target: str
-    description: str
-    owner: str
-    created_at: datetime
-    expires_at: datetime
-    state: LeaseState
-    undo: dict[str, Any]
-    outcome: str | None
-    reverted_at: datetime | None
-    attempts: int
-
-    @property
-    def is_open(self) -> bool:
-        """True while the change may still be in place (pending, active or revert_failed)."""
-        return self.state in OPEN_STATES
-
-    def is_expired(self, now: datetime | None = None) -> bool:
-        return self.expires_at <= (now or datetime.now(UTC))
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (times as ISO 8601 in UTC)."""
-        data = asdict(self)
-        data["state"] = self.state.value
-        for key in ("created_at", "expires_at", "reverted_at"):
-            value = data[key]
-            data[key] = value.isoformat() if value is not None else None
-        return data
 
 
 # --- undo registry ---------------------------------------------------------------------------
@@ -178,24 +133,6 @@ def _describe_failure(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return f"bad undo payload: {_problems(exc)}"
     return f"{type(exc).__name__}: {exc}"
-
-
-def _row_to_lease(row: sa.Row[Any]) -> Lease:
-    m = row._mapping
-    return Lease(
-        id=m["id"],
-        kind=m["kind"],
-        target=m["target"],
-        description=m["description"],
-        owner=m["owner"],
-        created_at=m["created_at"],
-        expires_at=m["expires_at"],
-        state=LeaseState(m["state"]),
-        undo=dict(m["undo"]),
-        outcome=m["outcome"],
-        reverted_at=m["reverted_at"],
-        attempts=m["attempts"],
-    )
 
 
 class LeaseLedger:
@@ -329,7 +266,7 @@ class LeaseLedger:
             row = conn.execute(sa.select(leases_table).where(leases_table.c.id == lease_id)).first()
         if row is None:
             raise LeaseError(f"no lease with id '{lease_id}' in {self.url}")
-        return _row_to_lease(row)
+        return lease_from_row(row)
 
     def _open(
         self, *, owner: str | None = None, expired_at: datetime | None = None
@@ -343,7 +280,7 @@ class LeaseLedger:
             query = query.where(leases_table.c.expires_at <= expired_at)
         query = query.order_by(leases_table.c.created_at.desc(), leases_table.c.id)
         with self._errors("list leases"), self.engine.connect() as conn:
-            return [_row_to_lease(r) for r in conn.execute(query)]
+            return [lease_from_row(r) for r in conn.execute(query)]
 
     def _update(
         self, lease_id: str, values: dict[str, Any], *, only_states: tuple[LeaseState, ...]
@@ -373,7 +310,7 @@ class LeaseLedger:
             query = query.where(leases_table.c.owner == owner)
         query = query.order_by(leases_table.c.created_at, leases_table.c.id)
         with self._errors("list leases"), self.engine.connect() as conn:
-            return [_row_to_lease(r) for r in conn.execute(query)]
+            return [lease_from_row(r) for r in conn.execute(query)]
 
 
 @contextmanager

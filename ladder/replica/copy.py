@@ -43,7 +43,7 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from ladder.connectors.postgres import find_bindir
+from ladder.connectors.postgres import connect, find_bindir
 from ladder.errors import PostgresError
 from ladder.sanitize.fit import char_limit, fit
 from ladder.sanitize.registry import Transformer
@@ -152,7 +152,7 @@ def copy_tables(
         for c in copies:
             progress(c.name, 0, c.expected_rows)
     with tempfile.TemporaryDirectory(prefix="ladder-copy-") as tmp:
-        with psycopg.connect(source_dsn, connect_timeout=10) as conn:
+        with connect(source_dsn) as conn:
             scripts = {c.name: _source_script(conn, c, snapshot_id, Path(tmp)) for c in copies}
         # Costliest first (transformed rows cost ~10x piped ones), small ones fill the gaps.
         ordered = sorted(copies, key=lambda c: -c.expected_rows * (10 if c.transforms else 1))
@@ -214,14 +214,20 @@ def _source_script(conn: psycopg.Connection, copy: TableCopy, snapshot_id: str, 
     return path
 
 
-def _target_copy(copy: TableCopy, csv: bool) -> str:
-    cols = ", ".join(_quote(c) for c in copy.columns)
-    fmt = " (FORMAT csv, FREEZE)" if csv else " (FREEZE)"
-    return f"COPY {_quote(copy.schema)}.{_quote(copy.relname)} ({cols}) FROM STDIN{fmt}"
+def _target_sql(copy: TableCopy, csv: bool) -> tuple[str, str]:
+    """The ``TRUNCATE`` and ``COPY ... FREEZE`` statements that load ``copy``'s target table.
 
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    Names enter only as identifiers, the rest is fixed text (psql runs them, so they are rendered
+    here, with no connection needed for quoting identifiers).
+    """
+    table = sql.Identifier(copy.schema, copy.relname)
+    truncate = sql.SQL("TRUNCATE {}").format(table)
+    load = sql.SQL("COPY {} ({}) FROM STDIN {}").format(
+        table,
+        sql.SQL(", ").join(map(sql.Identifier, copy.columns)),
+        sql.SQL("(FORMAT csv, FREEZE)" if csv else "(FREEZE)"),
+    )
+    return truncate.as_string(None), load.as_string(None)
 
 
 def _copy_one(
@@ -235,14 +241,10 @@ def _copy_one(
 ) -> TableStats:
     started = time.perf_counter()
     src_argv, src_env = psql_argv(source_dsn, "-f", str(script))
-    table = f"{_quote(copy.schema)}.{_quote(copy.relname)}"
+    truncate, load = _target_sql(copy, bool(copy.transforms))
     dst_argv, dst_env = psql_argv(
-        target_dsn,
-        "-c", "BEGIN",
-        "-c", f"TRUNCATE {table}",
-        "-c", _target_copy(copy, bool(copy.transforms)),
-        "-c", "COMMIT",
-    )  # fmt: skip
+        target_dsn, "-c", "BEGIN", "-c", truncate, "-c", load, "-c", "COMMIT"
+    )
     src = streams.start(src_argv, src_env, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
     dst = streams.start(dst_argv, dst_env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     assert src.stdout is not None and dst.stdin is not None

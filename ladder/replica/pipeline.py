@@ -20,7 +20,7 @@ One job per step, in this order, and nothing reaches the target before the last 
    views (refreshed from the sanitized rows);
 5. the great-expectations gate (:mod:`ladder.replica.gate`): its row checks run while step 4 builds
    the indexes, its foreign-key checks after; a failure drops the new database;
-6. the atomic swap into the target's name (:mod:`ladder.replica.schema`), keeping ``keep_previous`` copies.
+6. the atomic swap into the target's name (:mod:`ladder.replica.swap`), keeping ``keep_previous`` copies.
 """
 
 from __future__ import annotations
@@ -56,16 +56,14 @@ from ladder.replica.gate import (
 )
 from ladder.replica.schema import (
     dump_schema,
-    new_database_name,
     refresh_materialized_views,
     restore_list,
     restore_section,
     set_sequences,
-    swap,
-    target_dbname,
 )
 from ladder.replica.subset import build_plan, execute_plan
 from ladder.replica.subset.graph import ForeignKey
+from ladder.replica.swap import new_database_name, swap, target_dbname
 from ladder.sanitize.policy import Policy, check_policy, load_policy, raise_for_errors
 
 PlanPrinter = Callable[[str], None]

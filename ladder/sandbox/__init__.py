@@ -4,6 +4,11 @@
 ``shop_production`` database and an empty ``shop_staging``, Rails logs with an incident in them
 (``DIR/logs``), and ``DIR/sandbox.json``, written last, which says what is where. ``up`` on an
 existing sandbox only starts it; ``down`` stops the cluster and removes what ``up`` made.
+
+Its parts: ``cluster`` (the throwaway PostgreSQL server), ``shop_schema`` (tables, keys, indexes),
+``shop_data`` (the rows, built column-wise) and ``seed`` (loading them, planting the defect),
+``traffic`` (the shop's requests and the incident in them) and ``railslogs`` (writing them as
+Rails and lograge logs). Production code never imports any of it (``tests/unit/test_layout.py``).
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ladder.connectors.postgres import Cluster, connect, create_database
+from ladder.connectors.postgres import connect, create_database
 from ladder.errors import PostgresError, SandboxError
 from ladder.incident import Incident
-from ladder.sandbox.railslogs import MIN_REQUESTS, IncidentSpec, LogUser, write_logs
+from ladder.sandbox.cluster import Cluster
+from ladder.sandbox.railslogs import MIN_REQUESTS, write_logs
 from ladder.sandbox.seed import MIN_USERS, seed_shop
+from ladder.sandbox.traffic import IncidentSpec, LogUser
 
 PRODUCTION_DB = "shop_production"
 STAGING_DB = "shop_staging"

@@ -5,6 +5,8 @@ token or a password is replaced by a placeholder. What is kept on purpose: ordin
 times and durations, Ruby constants and method names, ``file.rb:42`` frames, short numbers, order
 ids (card-length numbers that fail the Luhn check), UUID request ids and HTTP paths.
 
+What PII looks like is defined once, in :mod:`ladder.sanitize.patterns`, shared with the gate.
+
 Placeholders: ``[EMAIL]``, ``[PHONE]``, ``[CARD]``, ``[TOKEN]``, ``[IP]`` and ``[FILTERED]`` (the
 value of a ``password=…``-style pair, or of a dict key whose name says secret or PII).
 
@@ -21,6 +23,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
+
+from ladder.sanitize import patterns as P
 
 __all__ = ["FILTERED", "STEPS", "is_sensitive_key", "scrub_series", "scrub_text", "scrub_value"]
 
@@ -84,25 +88,12 @@ def _filter_pair(match: re.Match[str]) -> str:
     return f"{match['head']}{FILTERED}"
 
 
-def luhn_valid(digits: str) -> bool:
-    """True when the string of digits passes the Luhn check, as card numbers do."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
 def _card(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match[0])
-    return "[CARD]" if 13 <= len(digits) <= 19 and luhn_valid(digits) else match[0]
+    return "[CARD]" if P.is_card_number(match[0]) else match[0]
 
 
 def _phone(match: re.Match[str]) -> str:
-    digits = sum(ch.isdigit() for ch in match[0])
-    return "[PHONE]" if 7 <= digits <= 15 else match[0]
+    return "[PHONE]" if P.is_phone_number(match[0]) else match[0]
 
 
 def _ipv6(match: re.Match[str]) -> str:
@@ -127,7 +118,9 @@ def _secret(match: re.Match[str]) -> str:
     return "[TOKEN]" if has_all and not path_like else text
 
 
-def _step(guard: str, pattern: str, repl: Repl) -> tuple[re.Pattern[str], re.Pattern[str], Repl]:
+def _step(
+    guard: str, pattern: str | re.Pattern[str], repl: Repl
+) -> tuple[re.Pattern[str], re.Pattern[str], Repl]:
     """A scrubbing step; ``guard`` is a cheap test that any text ``pattern`` matches also matches."""
     return re.compile(guard), re.compile(pattern), repl
 
@@ -170,60 +163,21 @@ STEPS = [
         _filter_pair,
     ),
     # Tokens with a known shape.
-    _step(r"eyJ", r"\beyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*", "[TOKEN]"),
-    _step(
-        r"_live_|_test_|whsec_|gh[pousr]_|github_pat_|glpat-|AKIA|ASIA|xox|AIza|SG\.",
-        r"\b(?:(?:sk|pk|rk)_(?:live|test)_[0-9A-Za-z]{8,}|whsec_[0-9A-Za-z]{16,}"
-        r"|gh[pousr]_[0-9A-Za-z]{20,}|github_pat_\w{20,}|glpat-[\w-]{20,}"
-        r"|(?:AKIA|ASIA)[0-9A-Z]{16}|xox[abposr]-[0-9A-Za-z-]{10,}|AIza[\w-]{35}"
-        r"|SG\.[\w-]{16,}\.[\w-]{16,})",
-        "[TOKEN]",
-    ),
-    _step(r"Bearer|Basic", r"\b(?P<scheme>Bearer|Basic)\s+[\w\-.~+/]{8,}=*", r"\g<scheme> [TOKEN]"),
-    # Emails, also URL-encoded ("ann%40example.org") and with an apostrophe ("o'neil@").
-    _step(
-        r"@|%40",
-        r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+(?:'[A-Za-z0-9._%+\-]+)*(?:@|%40)"
-        r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}",
-        "[EMAIL]",
-    ),
+    _step(P.JWT_GUARD, P.JWT, "[TOKEN]"),
+    _step(P.VENDOR_TOKEN_GUARD, P.VENDOR_TOKEN, "[TOKEN]"),
+    _step(P.AUTH_SCHEME_GUARD, P.AUTH_SCHEME, r"\g<scheme> [TOKEN]"),
+    _step(P.EMAIL_GUARD, P.EMAIL, "[EMAIL]"),
     # IP addresses: IPv6 (validated), then IPv4.
-    _step(
-        r"::|(?:[0-9A-Fa-f]{1,4}:){7}",
-        r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){7}"
-        r"|(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?::(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?)"
-        r"(?:%\w+)?(?![\w:]|\.\d)",
-        _ipv6,
-    ),
-    _step(
-        r"\d\.\d+\.\d+\.\d",
-        r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w]|\.\d)",
-        "[IP]",
-    ),
-    # Cards: 13-19 digits, starting 2-6, with optional space/dash groups, Luhn-valid.
-    _step(r"\d(?:[ \-]?\d){12}", r"(?<![\w\-.])[2-6]\d{3}(?:[ \-]?\d){9,15}(?![\w\-]|\.\d)", _card),
-    # Phones: international (+CC ...), national trunk 0..., North American 3-3-4.
-    _step(
-        r"\d[\d .\-()]{5,}\d",
-        r"(?<![\w+])\+\d{1,3}(?:[ .\-]?(?:\(\d{1,4}\)|\d{1,5})){1,6}(?![\w]|\.\d)"
-        r"|(?<![\w.+\-:/])0\d{2,4}[ .\-]\d{3,4}[ .\-]?\d{3,4}(?![\w.\-:])"
-        r"|(?<![\w.+\-:/])(?:1[ .\-])?(?:\(\d{3}\) ?|\d{3}[ .\-])\d{3}[ .\-]\d{4}(?![\w.\-:])",
-        _phone,
-    ),
-    # Long secrets: hex or base64 runs of 32+ characters.
-    _step(
-        r"[A-Za-z0-9+/_\-]{32}",
-        r"(?<![\w+/=\-])[A-Za-z0-9+/_\-]{32,}={0,2}(?![\w+/=\-])",
-        _secret,
-    ),
+    _step(P.IPV6_GUARD, P.IPV6, _ipv6),
+    _step(P.IPV4_GUARD, P.IPV4, "[IP]"),
+    _step(P.CARD_GUARD, P.CARD, _card),
+    _step(P.PHONE_GUARD, P.PHONE, _phone),
+    _step(P.LONG_SECRET_GUARD, P.LONG_SECRET, _secret),
 ]
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_LITERALS = re.compile(
-    r"eyJ|_live_|_test_|whsec_|gh[pousr]_|github_pat_|glpat-|AKIA|ASIA|xox|AIza|SG\.|Bearer|Basic"
-)
 _NUMERIC = re.compile(r"\d(?:[\d .\-()]{5,}\d|\.\d)")
-_LONG_RUN = re.compile(r"[A-Za-z0-9+/_\-]{32}")
+_LONG_RUN = re.compile(P.LONG_SECRET_GUARD)
 
 
 def _suspect(text: str) -> bool:
@@ -239,7 +193,7 @@ def _suspect(text: str) -> bool:
         return False
     return bool(
         _NUMERIC.search(text)
-        or _LITERALS.search(text)
+        or P.TOKEN_PREFIXES.search(text)
         or (len(text) >= 32 and _LONG_RUN.search(text))
     )
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from ladder.connectors.postgres import Cluster, create_database, database_exists, drop_database
+from ladder.connectors.postgres import create_database, database_exists, drop_database
 from ladder.errors import LeaseError
 from ladder.leases import LeaseLedger, LeaseState
+from ladder.sandbox.cluster import Cluster
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,9 @@ import pytest
 import sqlalchemy as sa
 from psycopg.conninfo import conninfo_to_dict
 
-from ladder.connectors.postgres import Cluster, create_database, database_exists, drop_database
+from ladder.connectors.postgres import create_database, database_exists, drop_database
 from ladder.leases import LeaseLedger, LeaseState, leased
+from ladder.sandbox.cluster import Cluster
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ladder.connectors.postgres import Cluster, connect, create_database, drop_database
+from ladder.connectors.postgres import connect, create_database, drop_database
 from ladder.errors import ConfigError
-from ladder.replica.schema import previous_copies
+from ladder.replica.swap import previous_copies
+from ladder.sandbox.cluster import Cluster
 from ladder.sandbox.seed import seed_shop
 
 ROOT = Path(__file__).resolve().parents[2]

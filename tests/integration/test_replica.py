@@ -21,7 +21,7 @@ from psycopg.conninfo import conninfo_to_dict
 from typer.testing import CliRunner
 
 from cli import app
-from ladder.connectors.postgres import Cluster, connect, create_database, drop_database, with_dbname
+from ladder.connectors.postgres import connect, create_database, drop_database, with_dbname
 from ladder.errors import (
     ConfigError,
     PolicyError,
@@ -31,7 +31,8 @@ from ladder.errors import (
 )
 from ladder.leases import LeaseLedger
 from ladder.replica.pipeline import create_replica
-from ladder.replica.schema import previous_copies
+from ladder.replica.swap import previous_copies
+from ladder.sandbox.cluster import Cluster
 from ladder.sandbox.seed import seed_shop
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 
 from cli import app
 from ladder import sandbox
-from ladder.connectors.postgres import Cluster
 from ladder.errors import SandboxError
 from ladder.incident import Incident
+from ladder.sandbox.cluster import Cluster
 
 pytestmark = pytest.mark.integration
 
@@ -290,3 +290,15 @@ def test_up_refuses_too_few_users(tmp_path: Path) -> None:
     )
     assert result.exit_code != 0
     assert "--users" in result.output
+
+
+def test_a_cluster_starts_in_a_directory_with_a_space(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path / "has a space" / "pg")
+    cluster.init()
+    cluster.start()
+    try:
+        with psycopg.connect(cluster.dsn(), connect_timeout=10) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        cluster.stop()
+    assert not cluster.running()

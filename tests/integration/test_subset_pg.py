@@ -22,7 +22,6 @@ import pytest
 from psycopg import sql
 
 from ladder.connectors.postgres import (
-    Cluster,
     create_database,
     drop_database,
     find_bindir,
@@ -31,6 +30,7 @@ from ladder.connectors.postgres import (
 from ladder.errors import ConfigError, PostgresError
 from ladder.procs import run
 from ladder.replica.subset import Graph, Subset, build_plan, execute_plan, load_graph, parse_seed
+from ladder.sandbox.cluster import Cluster
 
 pytestmark = pytest.mark.integration
 

@@ -219,5 +219,5 @@ def test_top_frame_cuts_the_deploy_path() -> None:
         "/srv/shop/releases/20261125/app/models/order.rb:12:in `total'\n"
         "app/controllers/orders_controller.rb:3:in `show'"
     )
-    assert evidence._top_frame(backtrace, "app/") == "app/models/order.rb:12:in `total'"
-    assert evidence._top_frame("lib/x.rb:1", "app/") is None
+    assert evidence.aggregate._top_frame(backtrace, "app/") == "app/models/order.rb:12:in `total'"
+    assert evidence.aggregate._top_frame("lib/x.rb:1", "app/") is None

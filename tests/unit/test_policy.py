@@ -8,14 +8,8 @@ import pytest
 
 from ladder.connectors.pg_catalog import Column
 from ladder.errors import ConfigError, PolicyError, SecretError
-from ladder.sanitize.policy import (
-    ColumnRule,
-    check_policy,
-    guess_rule,
-    load_policy,
-    raise_for_errors,
-    render_policy,
-)
+from ladder.sanitize.policy import ColumnRule, check_policy, load_policy, raise_for_errors
+from ladder.sanitize.suggest import guess_rule, render_policy
 
 POLICIES = Path(__file__).parent.parent / "fixtures" / "policies"
 KEY_VAR = "LADDER_TEST_PSEUDONYM_KEY"

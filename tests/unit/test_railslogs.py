@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ladder.sandbox.railslogs import IncidentSpec, LogUser, ruby_inspect, write_logs
+from ladder.sandbox.railslogs import ruby_inspect, write_logs
+from ladder.sandbox.traffic import IncidentSpec, LogUser
 
 CLASSIC = re.compile(
     r"^(?P<sev>[DIWEF]), \[(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}) #(?P<pid>\d+)\] "

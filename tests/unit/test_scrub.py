@@ -280,7 +280,7 @@ def _json_reference(raw: str) -> str:
 def test_vectorized_json_equals_the_reference(doc) -> None:
     import pyarrow as pa
 
-    from ladder.sanitize.vectorized import JsonScrubber
+    from ladder.sanitize.vectorized_json import JsonScrubber
 
     texts = [json.dumps(doc, ensure_ascii=False)]
     # rows that share the layout with other values, so the column-wise path takes them
@@ -299,7 +299,7 @@ def test_vectorized_json_equals_the_reference(doc) -> None:
 def test_kept_values_early_in_the_document_are_extracted_by_prefix(doc) -> None:
     """The two first documents keep only values before their filtered fields: the cheaper
     prefix extraction serves them (and the test above proves it gives the reference's output)."""
-    from ladder.sanitize.vectorized import plan_layout
+    from ladder.sanitize.vectorized_json import plan_layout
 
     layout = plan_layout(json.dumps(doc))
     assert layout is not None and layout.extract_by_prefix
@@ -308,7 +308,7 @@ def test_kept_values_early_in_the_document_are_extracted_by_prefix(doc) -> None:
 def test_vectorized_json_remembers_layouts_and_sends_odd_rows_to_the_reference() -> None:
     import pyarrow as pa
 
-    from ladder.sanitize.vectorized import JsonScrubber
+    from ladder.sanitize.vectorized_json import JsonScrubber
 
     calls: list[int] = []
 

@@ -8,13 +8,12 @@ distinct inputs give distinct outputs: a collision needs both hashes to collide,
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pyarrow as pa
 from pydantic import field_validator
 
 from ladder.sanitize import pools
+from ladder.sanitize.patterns import is_reserved_domain
 from ladder.sanitize.registry import TransformerOptions, register
 from ladder.sanitize.transformers._pseudonym import Pseudonymizer
 from ladder.sanitize.transformers._vector import base32, decimal, join, pick
@@ -90,22 +89,6 @@ class Phone(Pseudonymizer):
         return out if h2 is None else join(out, ";ext=", decimal(h2))
 
 
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_RESERVED_DOMAINS = ("example.com", "example.net", "example.org")
-_RESERVED_TLDS = ("test", "example", "invalid")
-
-
-def is_reserved_domain(domain: str) -> bool:
-    """True for example.com/.net/.org (and their subdomains) and names under .test, .example or
-    .invalid (RFC 2606/6761): mail to them can never reach a person."""
-    labels = domain.split(".")
-    if len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
-        return False
-    return labels[-1] in _RESERVED_TLDS or any(
-        domain == d or domain.endswith("." + d) for d in _RESERVED_DOMAINS
-    )
-
-
 class EmailOptions(TransformerOptions):
     domain: str = "example.com"
 
@@ -116,7 +99,7 @@ class EmailOptions(TransformerOptions):
         if not is_reserved_domain(domain):
             raise ValueError(
                 f"domain {domain!r} is not reserved: use example.com, example.net, example.org "
-                "or a name under .test, .example or .invalid"
+                "or a name under .test, .example, .invalid or .localhost"
             )
         return domain
 

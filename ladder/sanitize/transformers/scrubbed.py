@@ -16,7 +16,8 @@ from ladder.errors import SanitizeError
 from ladder.sanitize.registry import ColumnValues, Transformer, TransformerOptions, register
 from ladder.sanitize.scrub import scrub_text, scrub_value
 from ladder.sanitize.transformers._vector import as_text, to_arrow
-from ladder.sanitize.vectorized import JsonScrubber, scrub_text_column
+from ladder.sanitize.vectorized import scrub_text_column
+from ladder.sanitize.vectorized_json import JsonScrubber
 
 
 class _NotUniqueOptions(TransformerOptions):

@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ladder.errors import ConfigError
 
 __all__ = ["LadderSettings", "default_home", "settings"]
 
@@ -97,6 +99,16 @@ class LadderSettings(BaseSettings):
     def reports_dir(self) -> Path:
         """Where incident reports are written: ``HOME/reports``."""
         return self.home / "reports"
+
+    def dsn(self, which: Literal["source", "target"], given: str | None, flag: str) -> str:
+        """``given`` (a command-line option), else ``LADDER_SOURCE_DSN`` / ``LADDER_TARGET_DSN``;
+        ConfigError naming both when neither is there."""
+        if given:
+            return given
+        value = self.source_dsn if which == "source" else self.target_dsn
+        if value is None:
+            raise ConfigError(f"{flag} is required (or set LADDER_{which.upper()}_DSN)")
+        return value.get_secret_value()
 
 
 def settings() -> LadderSettings:

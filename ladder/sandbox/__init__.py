@@ -9,7 +9,6 @@ existing sandbox only starts it; ``down`` stops the cluster and removes what ``u
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from ladder.errors import PostgresError, SandboxError
 from ladder.incident import Incident
 from ladder.sandbox.railslogs import MIN_REQUESTS, IncidentSpec, LogUser, write_logs
 from ladder.sandbox.seed import MIN_USERS, seed_shop
+from ladder.settings import settings
 
 PRODUCTION_DB = "shop_production"
 STAGING_DB = "shop_staging"
@@ -61,9 +61,8 @@ class SandboxInfo:
 
 
 def default_dir() -> Path:
-    """``$LADDER_SANDBOX_DIR``, else ``./.ladder/sandbox``."""
-    env = os.environ.get("LADDER_SANDBOX_DIR")
-    return Path(env) if env else Path.cwd() / ".ladder" / "sandbox"
+    """``LADDER_SANDBOX_DIR``, else ``sandbox`` in the state directory (see ladder.settings)."""
+    return settings().sandbox_dir
 
 
 def up(

@@ -131,7 +131,9 @@ def test_two_directories_see_one_ledger(
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     ledger = LeaseLedger()
     undo = {"server": "host=127.0.0.1 port=1 dbname=postgres", "dbname": "nowhere"}
-    lease = ledger.take("postgres_database", "nowhere", owner="me", ttl=timedelta(hours=1), undo=undo)
+    lease = ledger.take(
+        "postgres_database", "nowhere", owner="me", ttl=timedelta(hours=1), undo=undo
+    )
     ledger.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LADDER_")}
     seen = []

@@ -238,3 +238,17 @@ def test_every_setting_is_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     for name in LadderSettings.model_fields:
         assert f"`LADDER_{name.upper()}`" in readme, name
+
+
+def test_a_replica_lease_names_ladder_target_dsn_rather_than_hold_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ladder.replica.pipeline import lease_server
+
+    dsn = "host=db port=5433 user=app password=hunter2 dbname=shop_dev"
+    monkeypatch.setenv("LADDER_TARGET_DSN", dsn)
+    assert lease_server(dsn) == {"env": "LADDER_TARGET_DSN"}
+    other = "host=db port=5433 user=app password=other dbname=shop_dev"
+    assert "other" not in str(lease_server(other)) and "dbname=postgres" in str(lease_server(other))
+    monkeypatch.delenv("LADDER_TARGET_DSN")
+    assert lease_server(dsn) == "user=app dbname=postgres host=db port=5433"

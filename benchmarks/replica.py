@@ -67,8 +67,13 @@ def raw_copy(src: str, dst: str) -> float:
     return time.perf_counter() - started
 
 
+KEY = "benchmark-pseudonym-key-0123456789"
+
+
 def ladder_child(args: argparse.Namespace) -> None:
     """Runs in a child process: one create_replica, prints a JSON line with time and memory."""
+    from pydantic import SecretStr
+
     from ladder.leases import LeaseLedger
     from ladder.replica.pipeline import create_replica
 
@@ -82,6 +87,7 @@ def ladder_child(args: argparse.Namespace) -> None:
         seeds=seeds,
         params=params,
         ledger=LeaseLedger(args.ledger),
+        key=SecretStr(KEY),  # given, not put into os.environ for the policy's ref to find
     )
     # Not ru_maxrss: Linux carries the parent's high-water mark across the vfork+exec that
     # started this process (the parent holds the seeded shop's pools), so it reads ~900 MB here
@@ -210,7 +216,6 @@ def main() -> None:
     ap.add_argument("--seed", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    os.environ.setdefault("LADDER_PSEUDONYM_KEY", "benchmark-pseudonym-key-0123456789")
     if args.child:
         ladder_child(args)
         return

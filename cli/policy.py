@@ -10,17 +10,17 @@ import typer
 from rich.console import Console
 
 from ladder.errors import LadderError
+from ladder.settings import settings
 
 app = typer.Typer(help="Check or draft sanitization policies.", no_args_is_help=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 SourceOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--source",
-        envvar="LADDER_SOURCE_DSN",
-        show_envvar=True,
-        help="source PostgreSQL DSN (better: the LADDER_SOURCE_DSN variable, so no password shows in ps)",
+        help="source PostgreSQL DSN (better: the LADDER_SOURCE_DSN variable, so no password "
+        "shows in ps)",
     ),
 ]
 SchemaOpt = Annotated[
@@ -38,8 +38,8 @@ def _fail(exc: LadderError) -> typer.Exit:
 
 @app.command("check")
 def check(
-    source: SourceOpt,
     policy_file: Annotated[Path, typer.Option("--policy", help="policy YAML file")],
+    source: SourceOpt = None,
     table: TableOpt = None,
     schema: SchemaOpt = None,
     strict: Annotated[bool, typer.Option(help="treat warnings as errors")] = False,
@@ -54,7 +54,7 @@ def check(
         policy = load_policy(policy_file)
         named = [*policy.rules(), *(catalog.qualify(t) for t in table or [])]
         schemas = sorted({*(schema or ["public"]), *(t.split(".")[0] for t in named)})
-        with connect(source) as conn:
+        with connect(settings().dsn("source", source, "--source")) as conn:
             tables = catalog.list_tables(conn, schemas)
             cols = catalog.columns(conn, tables)
         findings = check_policy(policy, cols, table if table else None)
@@ -77,7 +77,7 @@ def check(
 
 @app.command("suggest")
 def suggest(
-    source: SourceOpt,
+    source: SourceOpt = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="write here (default: stdout)")
     ] = None,
@@ -95,6 +95,7 @@ def suggest(
         err.print(f"[red]error:[/red] {output} exists: pass --force to overwrite it")
         raise typer.Exit(1)
     try:
+        source = settings().dsn("source", source, "--source")
         with connect(source) as conn:
             tables = (
                 [catalog.qualify(t) for t in table]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from typing import Annotated, Any
 
@@ -11,6 +10,7 @@ import typer
 from rich.console import Console
 
 from ladder.errors import ConfigError, LadderError
+from ladder.settings import settings
 
 app = typer.Typer(help="Sanitized replicas of a production database.", no_args_is_help=True)
 
@@ -32,13 +32,6 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
             else:
                 out[name.strip()] = value
     return out
-
-
-def _dsn(value: str | None, env: str, flag: str) -> str:
-    dsn = value or os.environ.get(env)
-    if not dsn:
-        raise ConfigError(f"{flag} is required (or set {env})")
-    return dsn
 
 
 class _Bars:
@@ -126,8 +119,9 @@ def create(
             raise ConfigError("--policy is required: every copied column needs a rule")
         if not seed and not all_tables:
             raise ConfigError("give at least one --seed 'TABLE: condition', or --all")
-        source_dsn = _dsn(source, "LADDER_SOURCE_DSN", "--source")
-        target_dsn = _dsn(target, "LADDER_TARGET_DSN", "--target")
+        found = settings()
+        source_dsn = found.dsn("source", source, "--source")
+        target_dsn = found.dsn("target", target, "--target")
         params = parse_params(param or [])
         from ladder.replica.pipeline import create_replica
 

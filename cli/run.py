@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,13 +28,46 @@ _STYLE = {
 }
 
 
-def _quiet_prefect() -> None:
-    """Prefect settings for a terminal run: no chatter, no telemetry, a patient local server."""
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    # without PREFECT_API_URL Prefect starts a temporary server; 20 s is short on a busy laptop
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+#: Prefect settings for a terminal run, unless the user set them: no chatter, no analytics, and
+#: a patient temporary server (without PREFECT_API_URL Prefect starts one; 20 s is short on a
+#: busy laptop). The ``DO_NOT_TRACK`` variable, which Prefect's client reads from the environment
+#: only, is the user's to set (the Makefile does).
+_QUIET = {
+    "logging.level": "WARNING",
+    "server.ephemeral.startup_timeout_seconds": 120,
+    "server.analytics_enabled": False,
+}
+
+
+@contextmanager
+def quiet_prefect() -> Iterator[None]:
+    """Prefect settings for a terminal run, for the duration of the ``with`` block only.
+
+    They go into a Prefect settings context (``temporary_settings``), never into ``os.environ``,
+    so nothing outlives the command; a value the user set in the environment or profile wins.
+    """
+    from prefect.settings import get_current_settings, temporary_settings
+
+    current = get_current_settings()
+    updates = {key: value for key, value in _QUIET.items() if not _user_set(current, key)}
+    previous = logging.getLogger("prefect").level
+    with temporary_settings(updates=updates):  # type: ignore[arg-type]
+        if "logging.level" in updates:
+            # Prefect configured its loggers when it was imported, before this context existed
+            logging.getLogger("prefect").setLevel(updates["logging.level"])
+        try:
+            yield
+        finally:
+            logging.getLogger("prefect").setLevel(previous)
+
+
+def _user_set(current: Any, dotted: str) -> bool:
+    """Whether the user set Prefect's setting ``dotted`` (environment, .env or profile)."""
+    section, _, name = dotted.rpartition(".")
+    node = current
+    for part in section.split(".") if section else ():
+        node = getattr(node, part)
+    return name in node.model_fields_set
 
 
 def _print_progress(event: str, fields: dict[str, Any]) -> None:
@@ -56,19 +91,21 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """Run the whole ladder on the embedded sandbox, approvals given automatically."""
-    _quiet_prefect()
     from ladder import sandbox
     from ladder.leases import LeaseLedger
 
-    if sandbox_dir is not None:
-        os.environ["LADDER_SANDBOX_DIR"] = str(sandbox_dir)
     say = err.print if as_json else out.print
     say("[bold]Ladder demo[/bold] — the checkout incident on the embedded sandbox")
     info = sandbox.up(sandbox_dir, users=users, progress=lambda m: say(f"  {m}"))
     say(f"  incident [bold]{info.incident.id}[/bold]: {info.incident.title}")
     unsubscribe = None if as_json else progress.subscribe(_print_progress)
     try:
-        result = _run_escalate(runbook=str(entrypoints.runbook_path("demo.yaml")), approve_all=True)
+        with quiet_prefect():
+            result = _run_escalate(
+                runbook=str(entrypoints.runbook_path("demo.yaml")),
+                approve_all=True,
+                sandbox_dir=str(info.directory),
+            )
     finally:
         if unsubscribe:
             unsubscribe()
@@ -107,7 +144,6 @@ def escalate(
 
     Checkpoints pause the run until someone answers in the Prefect UI (see `ladder serve`).
     """
-    _quiet_prefect()
     import yaml
 
     from ladder.incident import Incident
@@ -125,7 +161,8 @@ def escalate(
         parameters["incident"] = Incident.model_validate(data)
     unsubscribe = None if as_json else progress.subscribe(_print_progress)
     try:
-        result = _run_escalate(**parameters)
+        with quiet_prefect():
+            result = _run_escalate(**parameters)
     finally:
         if unsubscribe:
             unsubscribe()

@@ -23,7 +23,8 @@ err = Console(stderr=True)
 DirOption = Annotated[
     Path | None,
     typer.Option(
-        "--dir", help="Sandbox directory (default: $LADDER_SANDBOX_DIR or ./.ladder/sandbox)."
+        "--dir",
+        help="Sandbox directory (default: $LADDER_SANDBOX_DIR, else sandbox/ in $LADDER_HOME).",
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the sandbox as JSON.")]

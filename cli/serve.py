@@ -21,8 +21,8 @@ def serve(
     Open the UI, start escalate-incident from Deployments, and answer its checkpoints with
     Resume. Ctrl-C stops everything.
     """
-    from cli.run import _quiet_prefect
+    from cli.run import quiet_prefect
     from cli.serving import serve as run_serve
 
-    _quiet_prefect()
-    run_serve(host, port, runbook, say=typer.echo)
+    with quiet_prefect():
+        run_serve(host, port, runbook, say=typer.echo)

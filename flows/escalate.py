@@ -47,8 +47,10 @@ def _automatic_approvals(approve_all: bool, env: Environment) -> str | None:
     )
 
 
-def _bind(loaded: LoadedRunbook, incident: Incident | None) -> tuple[Environment, Incident]:
-    env, sandbox_incident = bind_environment(loaded)
+def _bind(
+    loaded: LoadedRunbook, incident: Incident | None, sandbox_dir: str | None
+) -> tuple[Environment, Incident]:
+    env, sandbox_incident = bind_environment(loaded, sandbox_dir=sandbox_dir)
     incident = incident or sandbox_incident
     if incident is None:
         raise LadderError("an incident is required outside the sandbox")
@@ -92,7 +94,8 @@ def _after_cancel_or_crash(run: Any, state: Any, outcome: str) -> None:
     try:
         loaded = load_runbook(params.get("runbook", "runbooks/demo.yaml"))
         incident = params.get("incident")
-        env, incident = _bind(loaded, Incident.model_validate(incident) if incident else None)
+        incident = Incident.model_validate(incident) if incident else None
+        env, incident = _bind(loaded, incident, params.get("sandbox_dir"))
     except LadderError:
         return  # nothing to name the report after; the leases are reverted all the same
     if report_stem(incident.id, owner).with_suffix(".json").exists():
@@ -121,6 +124,7 @@ def escalate(
     incident: Incident | None = None,
     until: RungName | None = None,  # type: ignore[valid-type]
     approve_all: bool = False,
+    sandbox_dir: str | None = None,
 ) -> dict[str, Any]:
     """Climb the rungs a runbook names for one incident, pausing for approval where it says so.
 
@@ -132,10 +136,13 @@ def escalate(
         until: Highest rung to climb (default: the runbook's `until`, else its last rung).
         approve_all: Approve every checkpoint automatically and skip the hold. Only allowed
             on the sandbox environment; anywhere else a person answers each checkpoint.
+        sandbox_dir: On the sandbox environment, the sandbox's directory (default:
+            LADDER_SANDBOX_DIR, else the sandbox in Ladder's state directory). Ignored
+            elsewhere.
     """
     logger = get_run_logger()
     loaded = load_runbook(runbook)
-    env, incident = _bind(loaded, incident)
+    env, incident = _bind(loaded, incident, sandbox_dir)
     automatic = _automatic_approvals(approve_all, env)
     owner = lease_owner()
     state = ClimbState(

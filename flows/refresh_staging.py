@@ -23,11 +23,22 @@ from tasks.naming import lease_owner
 
 
 @flow(name="refresh-staging", description="Sanitized production data into staging.")
-def refresh_staging(runbook: str = "runbooks/demo.yaml", keep_previous: int = 1) -> dict[str, Any]:
-    """Replace staging's database with a sanitized, validated copy of the production replica."""
+def refresh_staging(
+    runbook: str = "runbooks/demo.yaml", keep_previous: int = 1, sandbox_dir: str | None = None
+) -> dict[str, Any]:
+    """Replace staging's database with a sanitized, validated copy of the production replica.
+
+    Args:
+        runbook: Runbook YAML file (relative to the project directory or absolute) whose
+            environment names production and staging and whose local_replica rung names the
+            sanitization policy.
+        keep_previous: How many earlier copies of staging to keep beside the new one.
+        sandbox_dir: On the sandbox environment, the sandbox's directory (default:
+            LADDER_SANDBOX_DIR, else the sandbox in Ladder's state directory).
+    """
     logger = get_run_logger()
     loaded = load_runbook(runbook)
-    env, _ = bind_environment(loaded)
+    env, _ = bind_environment(loaded, sandbox_dir=sandbox_dir)
     if env.staging is None:
         raise ConfigError(f"{loaded.environment_path}: environment {env.name!r} has no staging")
     if env.production_db is None:
@@ -49,6 +60,7 @@ def refresh_staging(runbook: str = "runbooks/demo.yaml", keep_previous: int = 1)
         keep_previous=keep_previous,
         owner=lease_owner(),
         plan_printer=logger.info,
+        key=env.pseudonym_key,
     )
     rows = result.throughput()
     rows.append(

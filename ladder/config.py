@@ -8,13 +8,20 @@ references (``{env: NAME}`` / ``{secret: NAME}``), never values. Policies live i
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    create_model,
+    field_validator,
+)
 
 from ladder.connectors.logfiles import LogSource
 from ladder.errors import ConfigError
@@ -96,6 +103,22 @@ class Environment(_Strict):
     kubernetes: KubernetesConfig | None = None
     load_balancer: LoadBalancerConfig | None = None
     staging: StagingConfig | None = None
+    pseudonym_key: SecretStr | None = Field(
+        None,
+        exclude=True,
+        description="the sandbox's own pseudonymization key, filled in by bind_environment; "
+        "never read from YAML (a policy names its key as a secret reference)",
+    )
+
+    @field_validator("pseudonym_key", mode="before")
+    @classmethod
+    def _no_key_in_yaml(cls, value: object) -> None:
+        if value is not None:
+            raise ValueError(
+                "secrets never live in YAML: the pseudonymization key is named by the policy "
+                "(key: {env: NAME} or {secret: NAME})"
+            )
+        return None
 
     @field_validator("logs")
     @classmethod
@@ -301,29 +324,40 @@ def check_runbook(path: str | Path) -> tuple[list[str], list[str]]:
 
 
 def with_sandbox(
-    env: Environment, production_dsn: str, staging_dsn: str, log_files: list[Path]
+    env: Environment,
+    production_dsn: str,
+    staging_dsn: str,
+    log_files: list[Path],
+    pseudonym_key: str | None = None,
 ) -> Environment:
-    """The sandbox environment with its databases and log files filled in."""
+    """The sandbox environment with its databases, log files and pseudonymization key filled in."""
     return env.model_copy(
         update={
             "production_db": env.production_db or DatabaseConfig(dsn=production_dsn),
             "staging": env.staging or StagingConfig(database=DatabaseConfig(dsn=staging_dsn)),
             "logs": env.logs or [LogSource(path=p) for p in log_files],
+            "pseudonym_key": SecretStr(pseudonym_key) if pseudonym_key else env.pseudonym_key,
         }
     )
 
 
-def bind_environment(loaded: LoadedRunbook) -> tuple[Environment, Incident | None]:
+def bind_environment(
+    loaded: LoadedRunbook, sandbox_dir: str | Path | None = None
+) -> tuple[Environment, Incident | None]:
     """The runbook's environment ready to use, and the sandbox's incident when it is the sandbox.
 
-    On the sandbox, databases and log files come from the sandbox's state, and its own
-    pseudonymization key is offered as ``LADDER_PSEUDONYM_KEY`` unless that is already set.
+    On the sandbox (the one in ``sandbox_dir``, by default ``LADDER_SANDBOX_DIR``), databases,
+    log files and the pseudonymization key come from the sandbox's state. The key travels in
+    the returned environment (``pseudonym_key``), never through ``os.environ``: a later
+    production run in the same process must not pick it up.
     """
     env = loaded.environment
     if not env.sandbox:
         return env, None
     from ladder import sandbox
 
-    info = sandbox.load()
-    os.environ.setdefault("LADDER_PSEUDONYM_KEY", info.pseudonym_key)
-    return with_sandbox(env, info.production_dsn, info.staging_dsn, info.log_files), info.incident
+    info = sandbox.load(Path(sandbox_dir) if sandbox_dir else None)
+    bound = with_sandbox(
+        env, info.production_dsn, info.staging_dsn, info.log_files, info.pseudonym_key
+    )
+    return bound, info.incident

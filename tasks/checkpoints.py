@@ -12,7 +12,6 @@ could carry turns them on.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ladder.report import Decision, now
 from ladder.rungs import Held, Rung, RungSettings
+from ladder.settings import settings as ladder_settings
 
 _injected: list[str] = []
 
@@ -116,8 +116,7 @@ def _deadline_text(deadline: datetime, then: str) -> str:
 
 
 def _poll(timeout_seconds: int) -> int:
-    poll = int(os.environ.get("LADDER_CHECKPOINT_POLL_SECONDS", "5"))  # TODO: settings
-    return max(1, min(poll, timeout_seconds))
+    return max(1, min(ladder_settings().checkpoint_poll_seconds, timeout_seconds))
 
 
 def checkpoint(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from prefect import task
@@ -10,12 +9,13 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from ladder.report import Report, render_markdown
+from ladder.settings import settings
 from tasks.naming import artifact_key
 
 
 def reports_dir() -> Path:
-    """Where reports are written: ``$LADDER_HOME/reports`` (default ``./.ladder/reports``)."""
-    return Path(os.environ.get("LADDER_HOME", ".ladder")) / "reports"
+    """Where reports are written: ``reports`` in the state directory (see ladder.settings)."""
+    return settings().reports_dir
 
 
 def report_stem(incident_id: str, flow_run_id: str | None) -> Path:

@@ -37,6 +37,27 @@ def sandbox_dir() -> Iterator[Path]:
         shutil.rmtree(parent, ignore_errors=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_ladder_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Ladder's state directory for session-scoped fixtures: never the user's own."""
+    home = tmp_path_factory.mktemp("ladder-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LADDER_HOME", str(home))
+        # a developer's own ledger, sandbox or databases are never the tests'
+        for name in ("LEDGER_URL", "SANDBOX_DIR", "SOURCE_DSN", "TARGET_DSN"):
+            mp.delenv(f"LADDER_{name}", raising=False)
+        yield home
+
+
+@pytest.fixture(autouse=True)
+def ladder_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A state directory of its own for every test (ledger, reports, sandbox), so no test
+    touches ``~/.local/state/ladder`` or sees another test's leases."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("LADDER_HOME", str(home))
+    return home
+
+
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[Cluster]:
     """One real PostgreSQL cluster for the whole test session, on a free loopback port."""

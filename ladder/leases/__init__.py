@@ -19,8 +19,10 @@ an outcome string and must be idempotent (undoing what is already undone is a su
 never land in the ledger: a payload holding a password (in a DSN, a URL or a ``password`` key) is
 refused; name a secret reference (``{"env": NAME}`` / ``{"secret": NAME}``) instead.
 
-The ledger is a SQLite file (``.ladder/leases.db``; ``LADDER_HOME`` moves the directory) or any
-SQLAlchemy URL in ``LADDER_LEDGER_URL``, e.g. ``postgresql+psycopg://ladder@db/ladder``.
+The ledger is a SQLite file (``leases.db`` in the state directory, ``~/.local/state/ladder`` unless
+``LADDER_HOME`` says otherwise: the same for every command whatever its current directory) or any
+SQLAlchemy URL in ``LADDER_LEDGER_URL``, e.g. ``postgresql+psycopg://ladder@db/ladder``. Both are
+read by :mod:`ladder.settings`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ that a flow and the janitor can write to the same file; other URLs get a pre-pin
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ladder.errors import LeaseError
+from ladder.settings import settings
 
 __all__ = ["TABLE_NAME", "default_url", "leases_table", "make_engine", "metadata"]
 
@@ -59,12 +59,8 @@ leases_table = sa.Table(
 
 
 def default_url() -> str:
-    """``LADDER_LEDGER_URL``, else a SQLite file in ``$LADDER_HOME`` (default ``./.ladder``)."""
-    url = os.environ.get("LADDER_LEDGER_URL")
-    if url:
-        return url
-    home = Path(os.environ.get("LADDER_HOME") or ".ladder").absolute()
-    return f"sqlite:///{home / 'leases.db'}"
+    """``LADDER_LEDGER_URL``, else ``leases.db`` in the state directory (see ladder.settings)."""
+    return settings().ledger_url.get_secret_value()
 
 
 def make_engine(url: str) -> sa.Engine:

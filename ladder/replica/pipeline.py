@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from ladder.connectors import pg_catalog as catalog
 from ladder.connectors.postgres import connect, create_database, redact_dsn, with_dbname
@@ -65,6 +65,7 @@ from ladder.replica.subset import build_plan, execute_plan
 from ladder.replica.subset.graph import ForeignKey
 from ladder.replica.swap import new_database_name, swap, target_dbname
 from ladder.sanitize.policy import Policy, check_policy, load_policy, raise_for_errors
+from ladder.settings import settings
 
 PlanPrinter = Callable[[str], None]
 SCHEMAS = ("public",)  # where unqualified table names are looked up, and what --all copies
@@ -129,6 +130,7 @@ def create_replica(
     server_ref: str | dict[str, str] | None = None,
     statement_timeout: float | None = DEFAULT_STATEMENT_TIMEOUT,
     schemas: Sequence[str] = SCHEMAS,
+    key: SecretStr | None = None,
 ) -> ReplicaResult:
     """Copy a sanitized subset (or, with ``all_tables``, everything) of ``source_dsn`` into the
     database ``target_dsn`` names, replacing it atomically if it exists.
@@ -140,7 +142,9 @@ def create_replica(
     cancelled instead of holding a snapshot open for hours. With ``all_tables`` it does not
     apply (counting whole tables takes as long as they are big), nor to the COPY streams.
     ``schemas``: where unqualified table names are looked up and what ``all_tables`` copies;
-    a qualified name (``app.badges``) and foreign keys reach any schema.
+    a qualified name (``app.badges``) and foreign keys reach any schema. ``key``: the
+    pseudonymization key to use instead of the one the policy's ``key`` reference names (the
+    sandbox's own key comes this way, as data, never through the environment).
     """
     if statement_timeout is not None and statement_timeout < 0:
         raise ConfigError(
@@ -151,7 +155,7 @@ def create_replica(
     if not all_tables:
         _prewarm_gate()  # a subset: the source's plan queries are the longest wait
     policy = load_policy(policy) if isinstance(policy, str | Path) else policy
-    key = policy.key_bytes()
+    key_bytes = policy.key_bytes(key)
     target = target_dbname(target_dsn)
     owner = owner or default_owner()
     ledger = ledger or LeaseLedger()
@@ -208,7 +212,7 @@ def create_replica(
                     subset.snapshot_id,
                     new_dsn,
                     copies,
-                    key,
+                    key_bytes,
                     workers=workers,
                     progress=progress,
                 )
@@ -374,8 +378,8 @@ def lease_server(target_dsn: str) -> str | dict[str, str]:
     params = conninfo_to_dict(target_dsn)
     if "password" not in params:
         return make_conninfo(**{**params, "dbname": "postgres"})
-    env = os.environ.get("LADDER_TARGET_DSN")
-    if env and conninfo_to_dict(env).get("password") == params["password"]:
+    env = settings().target_dsn
+    if env and conninfo_to_dict(env.get_secret_value()).get("password") == params["password"]:
         return {"env": "LADDER_TARGET_DSN"}
     params.pop("password")
     return make_conninfo(**{**params, "dbname": "postgres"})

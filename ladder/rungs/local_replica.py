@@ -140,7 +140,7 @@ def run(state: ClimbState, settings: LocalReplicaSettings) -> RungResult:
             ttl=ttl,
             progress=progress,
             ledger=ledger,
-            **_key(environment),
+            key=environment.pseudonym_key,
         )
     except ValidationGateError as exc:
         gate = getattr(exc, "result", None)
@@ -191,11 +191,6 @@ def run(state: ClimbState, settings: LocalReplicaSettings) -> RungResult:
             passed=result.validation.passed, checks=len(result.validation.checks)
         ),
     )
-
-
-def _key(environment: Any) -> dict[str, Any]:
-    key = getattr(environment, "pseudonym_key", None)  # TODO(settings branch): plain keyword
-    return {"key": key} if key is not None else {}
 
 
 def check(settings: LocalReplicaSettings, loaded: LoadedRunbook, where: Where) -> list[Finding]:

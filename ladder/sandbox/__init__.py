@@ -14,7 +14,6 @@ Rails and lograge logs). Production code never imports any of it (``tests/unit/t
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from ladder.sandbox.cluster import Cluster
 from ladder.sandbox.railslogs import MIN_REQUESTS, write_logs
 from ladder.sandbox.seed import MIN_USERS, seed_shop
 from ladder.sandbox.traffic import IncidentSpec, LogUser
+from ladder.settings import settings
 
 PRODUCTION_DB = "shop_production"
 STAGING_DB = "shop_staging"
@@ -68,9 +68,8 @@ class SandboxInfo:
 
 
 def default_dir() -> Path:
-    """``$LADDER_SANDBOX_DIR``, else ``./.ladder/sandbox``."""
-    env = os.environ.get("LADDER_SANDBOX_DIR")
-    return Path(env) if env else Path.cwd() / ".ladder" / "sandbox"
+    """``LADDER_SANDBOX_DIR``, else ``sandbox`` in the state directory (see ladder.settings)."""
+    return settings().sandbox_dir
 
 
 def up(

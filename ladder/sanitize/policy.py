@@ -22,7 +22,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ladder.connectors.pg_catalog import Column, qualify
@@ -158,15 +165,22 @@ class Policy(BaseModel):
     def source(self) -> Path | None:
         return self._doc.path if self._doc else None
 
-    def key_bytes(self) -> bytes:
-        """The pseudonym key; :class:`SecretError` names the reference, never the value."""
-        value = resolve(self.key)
-        if len(value) < MIN_KEY_LENGTH:
-            raise SecretError(
-                f"{self.key.describe()} holds fewer than {MIN_KEY_LENGTH} characters: "
-                "use a long random key"
-            )
-        return value.encode()
+    def key_bytes(self, key: SecretStr | None = None) -> bytes:
+        """The pseudonym key: ``key`` when given (e.g. the sandbox's own), else the one the
+        policy's reference names. :class:`SecretError` names where it came from, never the value.
+        """
+        if key is not None:
+            return checked_key(key.get_secret_value(), "the pseudonymization key given")
+        return checked_key(resolve(self.key), self.key.describe())
+
+
+def checked_key(value: str, where: str) -> bytes:
+    """``value`` as key bytes; :class:`SecretError` when it is too short to be a random key."""
+    if len(value) < MIN_KEY_LENGTH:
+        raise SecretError(
+            f"{where} holds fewer than {MIN_KEY_LENGTH} characters: use a long random key"
+        )
+    return value.encode()
 
 
 def load_policy(path: str | Path) -> Policy:

@@ -22,6 +22,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from ladder.settings import settings
+
 POOL_SEED = 20_240_601
 LOCALE = "en_US"
 RECIPE = 1
@@ -48,11 +50,8 @@ def _draw(offset: int, draws: int, make: Callable[..., str]) -> pa.Array:
 
 
 def cache_dir() -> Path:
-    """Where drawn pools are kept."""
-    if env := os.environ.get("LADDER_CACHE_DIR"):
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "ladder"
+    """Where drawn pools are kept (``LADDER_CACHE_DIR``, see ladder.settings)."""
+    return settings().cache_dir
 
 
 @cache

@@ -23,6 +23,7 @@ from ladder.sandbox.cluster import Cluster
 
 pytestmark = pytest.mark.integration
 
+ROOT = Path(__file__).resolve().parents[2]
 USERS = 300
 REQUESTS = 400
 FOREIGN_KEYS = {
@@ -64,6 +65,11 @@ def _one(dsn: str, query: str, params: list[object] | None = None) -> object:
         row = conn.execute(query, params).fetchone()
         assert row is not None
         return row[0]
+
+
+def _rows(dsn: str, query: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(query).fetchall()
 
 
 def test_up_seeds_production_and_leaves_staging_empty(box: sandbox.SandboxInfo) -> None:
@@ -252,6 +258,53 @@ def test_cli_status_json_reports_the_sandbox(box: sandbox.SandboxInfo) -> None:
     shown = json.loads(result.stdout)
     assert shown["running"] is True
     assert shown["incident"]["id"] == "sandbox-checkout-500"
+
+
+def test_the_sandbox_key_reaches_the_replica_as_data_never_through_os_environ(
+    box: sandbox.SandboxInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Binding the sandbox used to ``os.environ.setdefault("LADDER_PSEUDONYM_KEY", ...)``: a
+    later production run in the same process would have pseudonymized with the sandbox's key."""
+    import os
+
+    from ladder.config import bind_environment, load_runbook
+    from ladder.connectors.postgres import drop_database, with_dbname
+    from ladder.errors import SecretError
+    from ladder.replica.pipeline import create_replica
+
+    policy = ROOT / "runbooks" / "policies" / "shop.yaml"  # key: {env: LADDER_PSEUDONYM_KEY}
+    monkeypatch.delenv("LADDER_PSEUDONYM_KEY", raising=False)
+    (tmp_path / "env.yaml").write_text("name: sandbox\nsandbox: true\n")
+    (tmp_path / "book.yaml").write_text(
+        f"name: key-test\nenvironment: env.yaml\nrungs:\n  local_replica:\n    policy: {policy}\n"
+    )
+    env, incident = bind_environment(load_runbook(tmp_path / "book.yaml"), box.directory)
+    assert incident == box.incident
+    assert "LADDER_PSEUDONYM_KEY" not in os.environ
+    assert env.pseudonym_key is not None
+    assert env.pseudonym_key.get_secret_value() == box.pseudonym_key
+    assert "pseudonym_key" not in env.model_dump()  # never in a task's recorded parameters
+    info = sandbox.load(box.directory)  # an earlier test moved it to another port
+
+    emails = {}
+    try:
+        for name, key in (("given", env.pseudonym_key), ("named", None)):
+            if key is None:  # the same key, the way a production policy gets it: by its ref
+                monkeypatch.setenv("LADDER_PSEUDONYM_KEY", box.pseudonym_key)
+            target = with_dbname(info.staging_dsn, f"key_{name}")
+            create_replica(info.production_dsn, target, policy, all_tables=True, key=key)
+            emails[name] = [r[0] for r in _rows(target, "SELECT email FROM users ORDER BY id")]
+            assert not set(emails[name]) & {
+                r[0] for r in _rows(info.production_dsn, "SELECT email FROM users")
+            }
+        assert emails["given"] == emails["named"] and len(emails["given"]) == USERS
+        # without a key given and with the policy's reference unset, nothing falls back
+        monkeypatch.delenv("LADDER_PSEUDONYM_KEY")
+        with pytest.raises(SecretError, match="LADDER_PSEUDONYM_KEY is not set"):
+            create_replica(info.production_dsn, with_dbname(info.staging_dsn, "key_none"), policy)
+    finally:
+        for name in ("given", "named"):
+            drop_database(info.staging_dsn, f"key_{name}")
 
 
 def test_down_stops_postgres_and_removes_the_directory(box: sandbox.SandboxInfo) -> None:

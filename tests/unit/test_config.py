@@ -101,6 +101,15 @@ def test_missing_secret_reference_and_literal_secret(tmp_path: Path) -> None:
     assert "hunter2" not in text and "abc123" not in text
 
 
+def test_a_pseudonym_key_in_environment_yaml_is_refused(tmp_path: Path) -> None:
+    key = "pseudonym_key: 0123456789abcdef0123\n"
+    path = runbook(tmp_path, "rungs:\n  evidence: {}\n", env=SANDBOX_ENV + key)
+    [problem] = findings(path)
+    assert "env.yaml:3" in problem and "pseudonym_key" in problem
+    assert "secrets never live in YAML" in problem
+    assert "0123456789abcdef0123" not in problem
+
+
 def test_rung_needs_its_part_of_the_environment(tmp_path: Path) -> None:
     path = runbook(tmp_path, "rungs:\n  evidence: {}\n  production_flags: {}\n", env="name: bare\n")
     lines = findings(path)

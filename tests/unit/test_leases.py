@@ -345,14 +345,16 @@ def test_leased_reverts_at_once_when_the_body_fails(ledger: LeaseLedger, tmp_pat
 # --- where the ledger lives ------------------------------------------------------------------
 
 
-def test_default_ledger_is_a_file_under_dot_ladder(
+def test_default_ledger_is_a_file_in_the_state_directory_not_the_current_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("LADDER_LEDGER_URL", raising=False)
     monkeypatch.delenv("LADDER_HOME", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.chdir(tmp_path)
     LeaseLedger().close()
-    assert (tmp_path / ".ladder" / "leases.db").exists()
+    assert (tmp_path / "state" / "ladder" / "leases.db").exists()
+    assert not (tmp_path / ".ladder").exists()
 
     monkeypatch.setenv("LADDER_HOME", str(tmp_path / "home"))
     LeaseLedger().close()

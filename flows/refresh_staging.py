@@ -24,7 +24,15 @@ from tasks.naming import lease_owner
 
 @flow(name="refresh-staging", description="Sanitized production data into staging.")
 def refresh_staging(runbook: str = "runbooks/demo.yaml", keep_previous: int = 1) -> dict[str, Any]:
-    """Replace staging's database with a sanitized, validated copy of the production replica."""
+    """Replace staging's database with a sanitized, validated copy of the production replica.
+
+    Args:
+        runbook: Runbook YAML file (relative to the project directory or absolute) whose
+            environment names the production replica and staging, and whose
+            `rungs.local_replica.policy` says how every column is sanitized.
+        keep_previous: How many earlier copies of staging to keep (renamed
+            `<db>__prev_<time>`); older ones are dropped. 0 keeps none.
+    """
     logger = get_run_logger()
     loaded = load_runbook(runbook)
     env, _ = bind_environment(loaded)

@@ -12,7 +12,9 @@ def serve(
     port: Annotated[int, typer.Option(help="port of the local Prefect server")] = 4200,
     runbook: Annotated[
         str | None,
-        typer.Option(help="default runbook of the escalate-incident form (default: prefect.yaml's)"),
+        typer.Option(
+            help="default runbook of the escalate-incident form (default: prefect.yaml's)"
+        ),
     ] = None,
 ) -> None:
     """Serve the deployments of prefect.yaml against one Prefect server, until Ctrl-C.

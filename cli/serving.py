@@ -142,9 +142,10 @@ def prefect_server(host: str, port: int, say: Callable[[str], None]) -> Iterator
     home.mkdir(parents=True, exist_ok=True)
     log_path = home / SERVER_LOG
     say(f"starting a Prefect server on {host}:{port} (its log: {log_path}) …")
+    command = [sys.executable, "-m", "prefect", "server", "start"]
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
+            [*command, "--host", host, "--port", str(port)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -202,9 +203,12 @@ def serve(host: str, port: int, runbook: str | None, say: Callable[[str], None])
     # runs start in this process's directory: the project's, as prefect.yaml's pull step does
     # for workers, so a runbook typed in the form as runbooks/... is found wherever serve started
     os.chdir(entrypoints.PROJECT_ROOT)
-    with prefect_server(host, port, say) as api:
-        with temporary_settings({PREFECT_API_URL: api, PREFECT_LOGGING_LEVEL: _run_log_level()}):
-            served = runner_deployments(runbook)
-            say(f"Prefect UI: {api.removesuffix('/api')}")
-            say("serving: " + ", ".join(d.name for d in deployments) + "  (Ctrl-C stops)")
-            prefect_serve(*served, print_starting_message=False)
+    level = _run_log_level()
+    with (
+        prefect_server(host, port, say) as api,
+        temporary_settings({PREFECT_API_URL: api, PREFECT_LOGGING_LEVEL: level}),
+    ):
+        served = runner_deployments(runbook)
+        say(f"Prefect UI: {api.removesuffix('/api')}")
+        say("serving: " + ", ".join(d.name for d in deployments) + "  (Ctrl-C stops)")
+        prefect_serve(*served, print_starting_message=False)

@@ -114,12 +114,13 @@ def _server_settings() -> dict[str, str]:
 
 
 @contextmanager
-def prefect_server(host: str, port: int, say: Callable[[str], None]) -> Iterator[str]:
-    """The one Prefect API to use, as a URL.
+def prefect_server(host: str, port: int, say: Callable[[str], None]) -> Iterator[Callable[[], str]]:
+    """The one Prefect API to use: yields a function that returns its URL once it answers.
 
     ``PREFECT_API_URL`` if it is configured (it must answer); else a server already answering
     on ``host:port``; else ``prefect server start`` as a child process, its output in
-    ``$PREFECT_HOME/ladder-server.log``, stopped by PID on the way out.
+    ``$PREFECT_HOME/ladder-server.log``, stopped by PID on the way out. The caller may do other
+    work (load the flows) while a started server boots, before it asks for the URL.
     """
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME
 
@@ -131,12 +132,12 @@ def prefect_server(host: str, port: int, say: Callable[[str], None]) -> Iterator
                 "server, or unset PREFECT_API_URL to let `ladder serve` start one"
             )
         say(f"using the Prefect server at {configured}")
-        yield configured
+        yield lambda: configured
         return
     url = f"http://{host}:{port}/api"
     if _healthy(url):
         say(f"using the Prefect server already running at {url}")
-        yield url
+        yield lambda: url
         return
     home = Path(PREFECT_HOME.value())
     home.mkdir(parents=True, exist_ok=True)
@@ -152,9 +153,13 @@ def prefect_server(host: str, port: int, say: Callable[[str], None]) -> Iterator
             env=_server_settings(),
             start_new_session=True,  # Ctrl-C stops the runner first; the server is stopped below
         )
-    try:
+
+    def ready() -> str:
         _wait_healthy(url, proc, log_path)
-        yield url
+        return url
+
+    try:
+        yield ready
     finally:
         _stop(proc)
 
@@ -203,12 +208,10 @@ def serve(host: str, port: int, runbook: str | None, say: Callable[[str], None])
     # runs start in this process's directory: the project's, as prefect.yaml's pull step does
     # for workers, so a runbook typed in the form as runbooks/... is found wherever serve started
     os.chdir(entrypoints.PROJECT_ROOT)
-    level = _run_log_level()
-    with (
-        prefect_server(host, port, say) as api,
-        temporary_settings({PREFECT_API_URL: api, PREFECT_LOGGING_LEVEL: level}),
-    ):
-        served = runner_deployments(runbook)
-        say(f"Prefect UI: {api.removesuffix('/api')}")
-        say("serving: " + ", ".join(d.name for d in deployments) + "  (Ctrl-C stops)")
-        prefect_serve(*served, print_starting_message=False)
+    with prefect_server(host, port, say) as ready:
+        served = runner_deployments(runbook)  # loads the flows while a new server boots
+        api = ready()
+        with temporary_settings({PREFECT_API_URL: api, PREFECT_LOGGING_LEVEL: _run_log_level()}):
+            say(f"Prefect UI: {api.removesuffix('/api')}")
+            say("serving: " + ", ".join(d.name for d in deployments) + "  (Ctrl-C stops)")
+            prefect_serve(*served, print_starting_message=False)

@@ -108,6 +108,12 @@ def _poll(timeout_seconds: int) -> int:
     return max(1, min(poll, timeout_seconds))
 
 
+def pause_key(rung_name: str) -> str:
+    """The pause key of the checkpoint before ``rung_name``. Prefect keeps a pause's form under
+    ``paused-<key>-schema`` and accepts only lowercase letters, digits and dashes there."""
+    return "checkpoint-" + rung_name.replace("_", "-")
+
+
 def checkpoint(
     rung: Rung,
     settings: RungSettings,
@@ -140,7 +146,7 @@ def checkpoint(
             wait_for_input=form,
             timeout=timeout_seconds,
             poll_interval=_poll(timeout_seconds),
-            key=f"checkpoint-{rung.name}",
+            key=pause_key(rung.name),
         )
     except FlowPauseTimeout:
         decision = Decision(

@@ -106,11 +106,9 @@ def _healthy(api: str) -> bool:
         return False
 
 
-def _server_settings() -> dict[str, str]:
-    """Environment of the server we start: the user's, without telemetry or a client URL."""
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env.update({"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"})
-    return env
+def _server_environment() -> dict[str, str]:
+    """Environment of the server we start: the user's, without telemetry."""
+    return {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
 
 
 @contextmanager
@@ -150,7 +148,7 @@ def prefect_server(host: str, port: int, say: Callable[[str], None]) -> Iterator
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=_server_settings(),
+            env=_server_environment(),
             start_new_session=True,  # Ctrl-C stops the runner first; the server is stopped below
         )
 

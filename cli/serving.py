@@ -6,7 +6,8 @@ This is the one-machine set-up. A team runs a Prefect server on PostgreSQL and w
 
 Nothing here writes ``os.environ``: the API URL and log level reach this process through
 ``temporary_settings`` and the flow runs it starts through Prefect's runner, which hands the
-current settings to each run's process.
+current settings to each run's process. Runs start in the project directory (this process
+moves there), as prefect.yaml's pull step makes them for workers.
 """
 
 from __future__ import annotations

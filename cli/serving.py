@@ -157,10 +157,18 @@ def prefect_server(host: str, port: int, say: Callable[[str], None]) -> Iterator
         _wait_healthy(url, proc, log_path)
         return url
 
+    # SIGTERM before Prefect's runner takes it over (while the flows load, the server boots or
+    # the deployments register) would end this process without the `finally` and orphan the server
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         yield ready
     finally:
+        signal.signal(signal.SIGTERM, previous)
         _stop(proc)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -172,3 +172,15 @@ def test_serve_starts_one_server_and_a_run_is_approved_through_it(
     databases = sorted(p.name for p in served.prefect_home.rglob("*.db"))
     assert databases == ["prefect.db"]
     assert time.monotonic() - started < 90
+
+
+def test_sigterm_while_starting_stops_the_server_too(served: Served) -> None:
+    deadline = time.monotonic() + 30
+    servers: list[int] = []
+    while not servers and time.monotonic() < deadline:
+        servers = [p for p in _children(served.proc.pid) if "prefect server start" in _cmdline(p)]
+        time.sleep(0.1)
+    assert servers, "ladder serve started no server"
+    served.proc.send_signal(signal.SIGTERM)  # before the deployments are served
+    served.proc.wait(timeout=40)
+    assert not [p for p in servers if Path(f"/proc/{p}").exists()]

@@ -6,23 +6,24 @@ from typing import Annotated
 
 import typer
 
-from cli.entrypoints import runbook_path
-
 
 def serve(
     host: Annotated[str, typer.Option(help="address of the local Prefect server")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port of the local Prefect server")] = 4200,
     runbook: Annotated[
-        str, typer.Option(help="default runbook of the escalate-incident form")
-    ] = str(runbook_path("demo.yaml")),
+        str | None,
+        typer.Option(
+            help="default runbook of the escalate-incident form (default: prefect.yaml's)"
+        ),
+    ] = None,
 ) -> None:
-    """Start a Prefect server (unless PREFECT_API_URL is set) and serve Ladder's deployments.
+    """Serve the deployments of prefect.yaml against one Prefect server, until Ctrl-C.
 
-    Open the UI, start escalate-incident from Deployments, and answer its checkpoints with
-    Resume. Ctrl-C stops everything.
+    The server is PREFECT_API_URL when that is set, else one already answering on HOST:PORT,
+    else a `prefect server start` started here (its log in $PREFECT_HOME/ladder-server.log)
+    and stopped on the way out. Open the UI, start escalate-incident from Deployments, and
+    answer its checkpoints from the paused run's ⋮ menu → Resume.
     """
-    from cli.run import quiet_prefect
     from cli.serving import serve as run_serve
 
-    with quiet_prefect():
-        run_serve(host, port, runbook, say=typer.echo)
+    run_serve(host, port, runbook, say=typer.echo)

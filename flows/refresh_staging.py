@@ -30,9 +30,10 @@ def refresh_staging(
 
     Args:
         runbook: Runbook YAML file (relative to the project directory or absolute) whose
-            environment names production and staging and whose local_replica rung names the
-            sanitization policy.
-        keep_previous: How many earlier copies of staging to keep beside the new one.
+            environment names the production replica and staging, and whose
+            `rungs.local_replica.policy` says how every column is sanitized.
+        keep_previous: How many earlier copies of staging to keep (renamed
+            `<db>__prev_<time>`); older ones are dropped. 0 keeps none.
         sandbox_dir: On the sandbox environment, the sandbox's directory (default:
             LADDER_SANDBOX_DIR, else the sandbox in Ladder's state directory).
     """

@@ -119,6 +119,12 @@ def _poll(timeout_seconds: int) -> int:
     return max(1, min(ladder_settings().checkpoint_poll_seconds, timeout_seconds))
 
 
+def pause_key(rung_name: str) -> str:
+    """The pause key of the checkpoint before ``rung_name``. Prefect keeps a pause's form under
+    ``paused-<key>-schema`` and accepts only lowercase letters, digits and dashes there."""
+    return "checkpoint-" + rung_name.replace("_", "-")
+
+
 def checkpoint(
     rung: Rung,
     settings: RungSettings,

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.flow_runs import resume_flow_run
-from prefect_runs import Runs
+from uiruns import Runs
 
 from cli.entrypoints import PROJECT_ROOT
 from ladder.leases import Lease, LeaseLedger
@@ -41,7 +41,7 @@ def serve_env_extra(sandbox: Path) -> dict[str, str]:
 
 
 def _approve_replica(runs: Runs, run_id: UUID, **settings: Any) -> None:
-    runs.wait(run_id, {"PAUSED"})
+    runs.wait_state(run_id, {"PAUSED"})
     assert runs.pause_key(run_id) == "checkpoint-local-replica"
     resume_flow_run(
         run_id,
@@ -58,7 +58,7 @@ def _held_replica(runs: Runs, run_id: UUID, served: dict[str, str]) -> Lease:
     """Wait for the hold; the run's one open lease: the replica database it holds."""
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        runs.wait(run_id, {"PAUSED"})
+        runs.wait_state(run_id, {"PAUSED"})
         if runs.pause_key(run_id).startswith("hold-"):
             break
         time.sleep(0.5)
@@ -94,7 +94,7 @@ def _decisions(report: dict[str, Any]) -> list[tuple[str, str, str]]:
 def test_the_replica_is_held_until_the_engineer_releases_it(
     served: dict[str, str], runs: Runs
 ) -> None:
-    run_id = runs.start(runbook=RUNBOOK)
+    run_id = runs.start(RUNBOOK, incident=None)
     _approve_replica(runs, run_id, child_depth=1)
     lease = _held_replica(runs, run_id, served)
     # while the run holds it, the replica is there and answers queries, sanitized
@@ -118,7 +118,7 @@ def test_the_replica_is_held_until_the_engineer_releases_it(
     resume_flow_run(
         run_id, run_input={"decision": "release", "approver": "ana", "reason": "found it"}
     )
-    assert runs.wait(run_id, {"COMPLETED"}) == "COMPLETED"
+    assert runs.wait_state(run_id, {"COMPLETED"}) == "COMPLETED"
     assert not _exists(lease)
     report = _report(served)
     assert report["approvals"] == "manual"
@@ -132,7 +132,7 @@ def test_the_replica_is_held_until_the_engineer_releases_it(
 def test_an_extended_hold_releases_when_its_new_ttl_passes(
     served: dict[str, str], runs: Runs
 ) -> None:
-    run_id = runs.start(runbook=RUNBOOK)
+    run_id = runs.start(RUNBOOK, incident=None)
     _approve_replica(runs, run_id)
     lease = _held_replica(runs, run_id, served)
     resume_flow_run(
@@ -152,7 +152,7 @@ def test_an_extended_hold_releases_when_its_new_ttl_passes(
     assert ledger.get(lease.id).expires_at < lease.expires_at
     assert _exists(lease)
     # nobody answers the second hold: it times out at the new TTL and releases
-    assert runs.wait(run_id, {"COMPLETED"}, timeout=240) == "COMPLETED"
+    assert runs.wait_state(run_id, {"COMPLETED"}, timeout=240) == "COMPLETED"
     assert not _exists(lease)
     report = _report(served)
     assert _decisions(report) == [
@@ -170,7 +170,7 @@ def test_cancelling_the_run_during_the_hold_releases_the_replica(
 ) -> None:
     from prefect.states import Cancelling
 
-    run_id = runs.start(runbook=RUNBOOK)
+    run_id = runs.start(RUNBOOK, incident=None)
     _approve_replica(runs, run_id)
     lease = _held_replica(runs, run_id, served)
     with get_client(sync_client=True) as client:
@@ -188,7 +188,7 @@ def test_cancelling_the_run_during_the_hold_releases_the_replica(
 def test_leases_revert_run_releases_the_held_replica_from_a_terminal(
     served: dict[str, str], runs: Runs
 ) -> None:
-    run_id = runs.start(runbook=RUNBOOK)
+    run_id = runs.start(RUNBOOK, incident=None)
     _approve_replica(runs, run_id)
     lease = _held_replica(runs, run_id, served)
     revert = subprocess.run(
@@ -203,5 +203,5 @@ def test_leases_revert_run_releases_the_held_replica_from_a_terminal(
     assert LeaseLedger(served["LADDER_LEDGER_URL"]).get(lease.id).state == "reverted"
     # the hold learns nothing is live any more only when it wakes; releasing ends the run cleanly
     resume_flow_run(run_id, run_input={"decision": "release", "approver": "ana"})
-    assert runs.wait(run_id, {"COMPLETED"}) == "COMPLETED"
+    assert runs.wait_state(run_id, {"COMPLETED"}) == "COMPLETED"
     assert {x["state"] for x in _report(served)["leases"]} == {"reverted"}

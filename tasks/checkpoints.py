@@ -106,11 +106,6 @@ def hold_form(max_minutes: int, description: str) -> type[HoldAnswer]:
     return model
 
 
-def pause_key(rung_name: str) -> str:
-    """The key of the pause before ``rung_name``: Prefect allows lowercase, digits and dashes."""
-    return "checkpoint-" + rung_name.replace("_", "-")
-
-
 def _deadline_text(deadline: datetime, then: str) -> str:
     return f"\n\n**This checkpoint waits until {deadline:%Y-%m-%d %H:%M:%S} UTC**; then it {then}."
 

@@ -38,18 +38,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from psycopg.conninfo import conninfo_to_dict
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ladder.errors import LeaseError
 from ladder.leases._model import OPEN_STATES, Lease, LeaseState, lease_from_row
 from ladder.leases._secret_scan import check_no_secrets
 from ladder.leases._store import TABLE_NAME, default_url, leases_table, make_engine, metadata
-from ladder.secrets import Dsn, resolve_dsn
 
 __all__ = [
     "OPEN_STATES", "TABLE_NAME", "Lease", "LeaseLedger", "LeaseState",
-    "PostgresDatabaseUndo", "UndoFn", "check_no_secrets", "default_url", "leased", "leases_table",
+    "UndoFn", "check_no_secrets", "default_url", "leased", "leases_table",
     "register_undo", "undo_kinds",
 ]  # fmt: skip
 
@@ -341,31 +339,3 @@ def leased(
 
 
 # --- built-in undo kinds -------------------------------------------------------------------
-
-
-class PostgresDatabaseUndo(BaseModel):
-    """Undo payload of ``postgres_database``: drop ``dbname`` on ``server``.
-
-    ``server`` is a password-free DSN or a secret reference resolved when the lease is reverted.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    server: Dsn
-    dbname: str
-
-
-def _server_label(dsn: str) -> str:
-    params = conninfo_to_dict(dsn)
-    return f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}"
-
-
-@register_undo("postgres_database", payload=PostgresDatabaseUndo)
-def _drop_postgres_database(payload: dict[str, Any]) -> str:
-    from ladder.connectors.postgres import drop_database
-
-    spec = PostgresDatabaseUndo.model_validate(payload)
-    dsn = resolve_dsn(spec.server)
-    where = spec.server.describe() if not isinstance(spec.server, str) else _server_label(dsn)
-    if drop_database(dsn, spec.dbname):
-        return f"dropped database {spec.dbname} on {where}"
-    return f"database {spec.dbname} on {where} was already gone"

@@ -485,3 +485,28 @@ def test_cli_revert_failure_exits_1_naming_the_lease(ledger: LeaseLedger, tmp_pa
     result = _cli("revert", "nope")
     assert result.exit_code == 1
     assert "no lease with id 'nope'" in result.stderr
+
+
+def test_a_process_that_imported_no_connector_still_knows_every_kind(tmp_path: Path) -> None:
+    """The janitor imports nothing but the ledger: the kinds defined next to their connectors
+    and rungs are found by the package walk, with no list of modules to keep."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from ladder.leases import LeaseLedger, undo_kinds; "
+        "assert 'ladder.connectors.postgres_leases' not in sys.modules; "
+        "ledger = LeaseLedger(sys.argv[1]); "
+        "ledger.take('postgres_database', 'x', owner='r',"
+        " ttl=__import__('datetime').timedelta(hours=1),"
+        " undo={'server': 'host=127.0.0.1 port=1', 'dbname': 'x'}); "
+        "print(' '.join(undo_kinds()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, f"sqlite:///{tmp_path / 'l.db'}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "postgres_database" in out.stdout.split()

@@ -19,8 +19,9 @@ from prefect.client.schemas.filters import (
 from prefect.flow_runs import resume_flow_run
 from uiruns import Runs
 
-from ladder.connectors.postgres import Cluster, create_database, database_exists
+from ladder.connectors.postgres import create_database, database_exists
 from ladder.leases import Lease, LeaseLedger
+from ladder.sandbox.cluster import Cluster
 
 pytestmark = pytest.mark.e2e
 

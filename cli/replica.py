@@ -10,7 +10,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from ladder.errors import ConfigError, LadderError
+from ladder.errors import ConfigError
+from ladder.secrets import describe_server, parse_dsn
 
 app = typer.Typer(help="Sanitized replicas of a production database.", no_args_is_help=True)
 
@@ -35,10 +36,20 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
 
 
 def _dsn(value: str | None, env: str, flag: str) -> str:
+    """The DSN given as ``flag`` (or in ``env``), checked; errors name the option, never the DSN."""
     dsn = value or os.environ.get(env)
     if not dsn:
         raise ConfigError(f"{flag} is required (or set {env})")
-    return dsn
+    return parse_dsn(dsn, flag if value else f"{flag} (from {env})")
+
+
+def _distinct(source: str, target: str) -> None:
+    """Refuse a target that is the source database: the copy would replace what it reads."""
+    if describe_server(source) == describe_server(target):
+        raise ConfigError(
+            f"--source and --target name the same database ({describe_server(source)}): "
+            "the replica would replace the data it is copied from"
+        )
 
 
 class _Bars:
@@ -121,36 +132,33 @@ def create(
 ) -> None:
     """Copy a sanitized subset (or --all) of SOURCE into TARGET, validated, swapped in atomically."""
     err = Console(stderr=True, highlight=False)
-    try:
-        if not policy:
-            raise ConfigError("--policy is required: every copied column needs a rule")
-        if not seed and not all_tables:
-            raise ConfigError("give at least one --seed 'TABLE: condition', or --all")
-        source_dsn = _dsn(source, "LADDER_SOURCE_DSN", "--source")
-        target_dsn = _dsn(target, "LADDER_TARGET_DSN", "--target")
-        params = parse_params(param or [])
-        from ladder.replica.pipeline import create_replica
+    if not policy:
+        raise ConfigError("--policy is required: every copied column needs a rule")
+    if not seed and not all_tables:
+        raise ConfigError("give at least one --seed 'TABLE: condition', or --all")
+    source_dsn = _dsn(source, "LADDER_SOURCE_DSN", "--source")
+    target_dsn = _dsn(target, "LADDER_TARGET_DSN", "--target")
+    _distinct(source_dsn, target_dsn)
+    params = parse_params(param or [])
+    from ladder.replica.pipeline import create_replica
 
-        out = err if as_json else Console(highlight=False)
-        bars = _Bars(err)
-        with bars.progress:
-            result = create_replica(
-                source_dsn,
-                target_dsn,
-                policy,
-                seeds=seed or [],
-                params=params,
-                all_tables=all_tables,
-                child_depth=child_depth,
-                keep_previous=keep_previous,
-                statement_timeout=statement_timeout,
-                schemas=schema or ["public"],
-                progress=bars,
-                plan_printer=lambda text: out.print(text, soft_wrap=True, markup=False),
-            )
-    except LadderError as exc:
-        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-        raise typer.Exit(exc.exit_code) from None
+    out = err if as_json else Console(highlight=False)
+    bars = _Bars(err)
+    with bars.progress:
+        result = create_replica(
+            source_dsn,
+            target_dsn,
+            policy,
+            seeds=seed or [],
+            params=params,
+            all_tables=all_tables,
+            child_depth=child_depth,
+            keep_previous=keep_previous,
+            statement_timeout=statement_timeout,
+            schemas=schema or ["public"],
+            progress=bars,
+            plan_printer=lambda text: out.print(text, soft_wrap=True, markup=False),
+        )
     summary = {
         "target": result.target,
         "tables": result.tables,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from pathlib import Path
@@ -11,8 +12,9 @@ import typer
 from rich.console import Console
 
 from cli import entrypoints
+from cli.errors import debug_enabled
 from ladder import progress
-from ladder.errors import LadderError
+from ladder.errors import ConfigError
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -33,6 +35,30 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not debug_enabled():
+        # Ladder prints each rung and ends a failure with one `error:` line; the run's full logs,
+        # tracebacks included, still reach the Prefect API (the UI shows them).
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+
+
+def check_until(until: str | None) -> str | None:
+    """``--until``, checked against the rung registry; a typo gets the closest rung suggested."""
+    from ladder.rungs import rung_names
+
+    names = rung_names()
+    if until is None or until in names:
+        return until
+    close = difflib.get_close_matches(until, names, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ConfigError(f"--until {until!r}: no such rung; {hint}the rungs are: {', '.join(names)}")
+
+
+def load_incident(path: Path) -> Any:
+    """The incident in a YAML or JSON file; errors say ``file:line: field: why``."""
+    from ladder.incident import Incident
+    from ladder.yamlfile import load_yaml, parse_model
+
+    return parse_model(load_yaml(path), Incident)
 
 
 def _print_progress(event: str, fields: dict[str, Any]) -> None:
@@ -108,21 +134,16 @@ def escalate(
     Checkpoints pause the run until someone answers in the Prefect UI (see `ladder serve`).
     """
     _quiet_prefect()
-    import yaml
-
-    from ladder.incident import Incident
+    from ladder.config import load_runbook
 
     parameters: dict[str, Any] = {
         "runbook": str(runbook),
-        "until": until,
+        "until": check_until(until),
         "approve_all": approve_all,
     }
+    load_runbook(runbook)  # bad input ends here, with file:line, before a flow run starts
     if incident is not None:
-        try:
-            data = yaml.safe_load(incident.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise LadderError(f"{incident}: cannot read the incident: {exc}") from exc
-        parameters["incident"] = Incident.model_validate(data)
+        parameters["incident"] = load_incident(incident)
     unsubscribe = None if as_json else progress.subscribe(_print_progress)
     try:
         result = _run_escalate(**parameters)

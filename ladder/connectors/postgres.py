@@ -24,6 +24,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ladder.errors import PostgresError
 from ladder.procs import free_port, pid_alive, run
+from ladder.secrets import describe_server, scrub
 
 SUPERUSER = "postgres"
 
@@ -210,26 +211,33 @@ def with_dbname(dsn: str, dbname: str) -> str:
     return make_conninfo(**params)
 
 
-def redact_dsn(dsn: str) -> str:
-    """``dsn`` without its password, for reports and logs."""
-    params = conninfo_to_dict(dsn)
-    if "password" in params:
-        params["password"] = "***"  # noqa: S105 - a mask, not a password
-    return make_conninfo(**params)
+def _reason(exc: BaseException) -> str:
+    """libpq's reason in one line and without secrets: ``Connection refused``, not its essay."""
+    first = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    return first.rsplit(" failed: ", 1)[-1].strip()
 
 
 @contextmanager
 def connect(dsn: str, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
-    """A psycopg connection whose failures become :class:`PostgresError` without the password."""
+    """A psycopg connection whose failures become one-line :class:`PostgresError`s that name
+    host:port and never the password."""
     try:
         conn = psycopg.connect(dsn, autocommit=autocommit, connect_timeout=10)
     except psycopg.Error as exc:
-        raise PostgresError(f"cannot connect to {redact_dsn(dsn)}: {exc}") from exc
+        where = _where(dsn)
+        raise PostgresError(f"cannot connect to PostgreSQL at {where}: {_reason(exc)}") from None
     try:
         with conn:
             yield conn
     finally:
         conn.close()
+
+
+def _where(dsn: str) -> str:
+    try:
+        return describe_server(dsn)
+    except psycopg.Error:
+        return "(a DSN that does not parse)"
 
 
 def database_exists(dsn: str, dbname: str) -> bool:
@@ -265,5 +273,7 @@ def wait_ready(dsn: str, timeout: float = 30) -> None:
                 return
         except psycopg.OperationalError as exc:
             if time.monotonic() > deadline:
-                raise PostgresError(f"{redact_dsn(dsn)} not ready after {timeout}s: {exc}") from exc
+                raise PostgresError(
+                    f"PostgreSQL at {_where(dsn)} not ready after {timeout}s: {_reason(exc)}"
+                ) from None
             time.sleep(0.1)

@@ -124,7 +124,7 @@ def resolve_dsn(dsn: str | EnvRef | BlockRef) -> str:
 MASK = "***"
 #: ``password=value`` (quoted or not) in a conninfo string, or ``PGPASSWORD=value`` in a command.
 _KEY_PASSWORD = re.compile(
-    r"""(?P<key>\b(?:pg)?pass(?:word|wd)?\s*[=:]\s*)(?P<value>'(?:[^'\\]|\\.)*'?|"[^"]*"?|[^\s,;'"]+)""",
+    r"""(?P<key>\b(?:pg)?pass(?:word|wd)?\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*'?|"[^"]*"?|[^\s,;'"]+)""",
     re.IGNORECASE,
 )
 #: ``scheme://user:password@`` in a URL.

@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ladder.errors import LeaseError
 from ladder.leases._secret_scan import check_no_secrets
 from ladder.leases._store import TABLE_NAME, default_url, leases_table, make_engine, metadata
-from ladder.secrets import Dsn, resolve_dsn
+from ladder.secrets import Dsn, resolve_dsn, scrub
 
 __all__ = [
     "OPEN_STATES", "TABLE_NAME", "Lease", "LeaseLedger", "LeaseState",
@@ -177,7 +177,7 @@ def _problems(exc: ValidationError) -> str:
 def _describe_failure(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return f"bad undo payload: {_problems(exc)}"
-    return f"{type(exc).__name__}: {exc}"
+    return scrub(f"{type(exc).__name__}: {exc}")  # kept in the ledger: never a password
 
 
 def _row_to_lease(row: sa.Row[Any]) -> Lease:

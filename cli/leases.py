@@ -10,10 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.errors import LadderGroup
 from ladder.errors import LeaseError
 from ladder.leases import Lease, LeaseLedger, LeaseState
 
 app = typer.Typer(
+    cls=LadderGroup,
     help="The lease ledger: every change Ladder made to a shared environment.",
     no_args_is_help=True,
 )

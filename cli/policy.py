@@ -9,10 +9,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from cli.errors import LadderGroup
 from ladder.errors import ConfigError
 from ladder.secrets import parse_dsn
 
-app = typer.Typer(help="Check or draft sanitization policies.", no_args_is_help=True)
+app = typer.Typer(
+    cls=LadderGroup, help="Check or draft sanitization policies.", no_args_is_help=True
+)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 SourceOpt = Annotated[

@@ -10,10 +10,13 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from cli.errors import LadderGroup
 from ladder.errors import ConfigError
 from ladder.secrets import describe_server, parse_dsn
 
-app = typer.Typer(help="Sanitized replicas of a production database.", no_args_is_help=True)
+app = typer.Typer(
+    cls=LadderGroup, help="Sanitized replicas of a production database.", no_args_is_help=True
+)
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:

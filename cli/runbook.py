@@ -10,9 +10,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from cli.errors import LadderGroup
 from ladder.config import check_runbook
 
-app = typer.Typer(help="Validate runbooks.", no_args_is_help=True)
+app = typer.Typer(cls=LadderGroup, help="Validate runbooks.", no_args_is_help=True)
 err = Console(stderr=True)
 
 

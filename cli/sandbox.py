@@ -10,13 +10,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.errors import LadderGroup
 from ladder import sandbox
 from ladder.errors import SandboxError
 from ladder.sandbox.railslogs import MIN_REQUESTS
 from ladder.sandbox.seed import MIN_USERS
 from ladder.secrets import redact_dsn
 
-app = typer.Typer(help="A throwaway shop (PostgreSQL + Rails logs) with an incident in it.")
+app = typer.Typer(
+    cls=LadderGroup, help="A throwaway shop (PostgreSQL + Rails logs) with an incident in it."
+)
 out = Console()
 err = Console(stderr=True)
 
@@ -60,7 +63,7 @@ def status(directory: DirOption = None, as_json: JsonOption = False) -> None:
     target = directory or sandbox.default_dir()
     info = sandbox.status(directory)
     if info is None:
-        raise SandboxError(f"--dir {target}: no sandbox there: run `ladder sandbox up`")
+        raise SandboxError(f"no sandbox in {target}: run `ladder sandbox up`")
     _show(info, as_json)
 
 

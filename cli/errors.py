@@ -6,6 +6,8 @@ Every command runs inside :meth:`LadderGroup.main`, the one place that turns
   ``PolicyError`` with several findings prints one ``error: file:line: ...`` line per finding),
 - a usage error (unknown option, bad value, missing argument) into ``error: <what>: <why> (see
   `ladder ... --help`)`` instead of click's usage block and Rich panel,
+- an ``OSError`` (a directory that cannot be created, a file that cannot be read) into
+  ``error: <path>: <reason>``,
 - any other exception into ``error: unexpected <Type>: <message> - a bug in Ladder ...``.
 
 Exit code 1 in every case (130 for Ctrl-C). Messages pass :func:`ladder.secrets.scrub`, so a
@@ -78,6 +80,10 @@ def exit_code_for(exc: Exception) -> int:
     if isinstance(exc, LadderError):
         say(messages(exc))
         return exc.exit_code
+    if isinstance(exc, OSError) and exc.strerror:  # the machine's problem, not Ladder's
+        where = f"{exc.filename}: " if exc.filename else ""
+        say([one_line(f"{where}{exc.strerror}")])
+        return 1
     if debug_enabled():
         raise exc
     what = one_line(str(exc))

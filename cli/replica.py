@@ -79,7 +79,16 @@ class _Bars:
         self.tasks: dict[str, Any] = {}
         self.started: dict[str, float] = {}
 
+    def __enter__(self) -> _Bars:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.tasks:  # started on the first update: a failure before it prints nothing
+            self.progress.stop()
+
     def __call__(self, table: str, done: int, total: int) -> None:
+        if not self.tasks:
+            self.progress.start()
         if table not in self.tasks:
             self.tasks[table] = self.progress.add_task(table, total=total, rate="")
             self.started[table] = time.monotonic()
@@ -147,7 +156,7 @@ def create(
 
     out = err if as_json else Console(highlight=False)
     bars = _Bars(err)
-    with bars.progress:
+    with bars:
         result = create_replica(
             source_dsn,
             target_dsn,

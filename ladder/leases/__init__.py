@@ -221,9 +221,9 @@ class LeaseLedger:
     def _errors(self, doing: str) -> Iterator[None]:
         try:
             yield
-        except sa.exc.SQLAlchemyError as exc:
-            reason = getattr(exc, "orig", None) or exc
-            raise LeaseError(f"lease ledger {self.url}: cannot {doing}: {reason}") from None
+        except (sa.exc.SQLAlchemyError, ValueError) as exc:  # ValueError: a URL's bad port
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise LeaseError(f"lease ledger {self.url}: cannot {doing}: {scrub(reason)}") from None
 
     def take(
         self,

@@ -6,6 +6,8 @@ chained exception carries one either: pydantic's ``ValidationError`` holds every
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +91,13 @@ def load_yaml(path: str | Path) -> YamlDocument:
     return YamlDocument(path, data, lines)
 
 
+def _closest(given: str, expected: str) -> str:
+    """``; did you mean 'tunnel'?`` when one of pydantic's expected literals is close to ``given``."""
+    choices = re.findall(r"'([^']*)'", expected)
+    close = difflib.get_close_matches(given, choices, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def _message(err: dict[str, Any]) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
@@ -96,6 +105,8 @@ def _message(err: dict[str, Any]) -> str:
     if kind == "missing":
         return "required key is missing"
     msg = err["msg"]
+    if kind == "literal_error" and isinstance(err.get("input"), str):
+        msg += _closest(err["input"], str(err.get("ctx", {}).get("expected", "")))
     return scrub(msg.removeprefix("Value error, ").removeprefix("Assertion failed, "))
 
 

@@ -31,4 +31,4 @@ app.add_typer(leases.app, name="leases")
 def main() -> None:
     """Console-script entry point. Every failure ends in :class:`cli.errors.LadderGroup`: one
     ``error:`` line on stderr and exit 1, never a traceback."""
-    app()
+    app(prog_name="ladder")  # `python -m cli` too: messages say `ladder ... --help`

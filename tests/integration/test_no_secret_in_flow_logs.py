@@ -40,15 +40,15 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def _runbook(tmp: Path, dsn_yaml: str) -> Path:
-    (tmp / "env.yaml").write_text(f"name: prod\nproduction_db:\n  dsn: {dsn_yaml}\n")
+def _runbook(tmp: Path, target_yaml: str = "{env: SHOP_DSN}") -> Path:
+    (tmp / "env.yaml").write_text("name: prod\nproduction_db:\n  dsn: {env: SHOP_DSN}\n")
     policy = runbook_path("policies/shop.yaml")
     path = tmp / f"rb-{uuid.uuid4().hex[:6]}.yaml"
     path.write_text(
         "name: secrets\nenvironment: env.yaml\nrungs:\n  local_replica:\n"
         f"    policy: {policy}\n"
         "    seeds: ['users: id = ANY(:user_ids)']\n"
-        "    target: {env: SHOP_DSN}\n"
+        f"    target: {target_yaml}\n"
     )
     return path
 
@@ -94,7 +94,7 @@ def test_a_password_in_the_runbook_yaml_is_refused_without_being_logged(
 ) -> None:
     from flows.escalate import escalate
 
-    rb = _runbook(home, f'"host=127.0.0.1 dbname=shop password={PASSWORD}"')
+    rb = _runbook(home, f'"host=127.0.0.1 dbname=shop password={PASSWORD}"')  # in the runbook
     state = escalate(runbook=str(rb), incident=INCIDENT, return_state=True)
     assert state.is_failed()
     kept = _assert_nowhere(state.state_details.flow_run_id, home)
@@ -106,7 +106,7 @@ def test_a_dead_database_behind_a_password_dsn_fails_the_rung_without_it(
 ) -> None:
     from flows.escalate import escalate
 
-    rb = _runbook(home, "{env: SHOP_DSN}")
+    rb = _runbook(home)
     state = escalate(runbook=str(rb), incident=INCIDENT, return_state=True)
     assert state.is_failed()
     kept = _assert_nowhere(state.state_details.flow_run_id, home)
@@ -127,7 +127,7 @@ def test_an_unexpected_exception_quoting_the_dsn_is_logged_scrubbed(
         raise RuntimeError(f"driver said: could not use {os.environ['SHOP_DSN']}")
 
     monkeypatch.setattr(module, "_runner", lambda rung: explode)
-    rb = _runbook(home, "{env: SHOP_DSN}")
+    rb = _runbook(home)
     state = module.escalate(runbook=str(rb), incident=INCIDENT, return_state=True)
     assert state.is_failed()
     kept = _assert_nowhere(state.state_details.flow_run_id, home)

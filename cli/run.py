@@ -15,6 +15,7 @@ from cli import entrypoints
 from cli.errors import debug_enabled
 from ladder import progress
 from ladder.errors import ConfigError
+from ladder.sandbox.seed import MIN_USERS
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -77,7 +78,9 @@ def _run_escalate(**parameters: Any) -> dict[str, Any]:
 
 
 def demo(
-    users: Annotated[int, typer.Option(help="users to seed in a new sandbox")] = 5000,
+    users: Annotated[
+        int, typer.Option(min=MIN_USERS, help="users to seed in a new sandbox")
+    ] = 5000,
     sandbox_dir: Annotated[Path | None, typer.Option("--dir", help="sandbox directory")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:

@@ -36,9 +36,14 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _flow_in_this_terminal() -> None:
+    """A flow run in this process prints Ladder's lines, not Prefect's: each rung, then the
+    report or one `error:` line. Its full logs, tracebacks included, still reach the Prefect
+    API (the UI shows them); LADDER_DEBUG=1 shows them here too."""
+    _quiet_prefect()
     if not debug_enabled():
-        # Ladder prints each rung and ends a failure with one `error:` line; the run's full logs,
-        # tracebacks included, still reach the Prefect API (the UI shows them).
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 
 
@@ -85,7 +90,7 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """Run the whole ladder on the embedded sandbox, approvals given automatically."""
-    _quiet_prefect()
+    _flow_in_this_terminal()
     from ladder import sandbox
     from ladder.leases import LeaseLedger
 
@@ -136,7 +141,7 @@ def escalate(
 
     Checkpoints pause the run until someone answers in the Prefect UI (see `ladder serve`).
     """
-    _quiet_prefect()
+    _flow_in_this_terminal()
     from ladder.config import load_runbook
 
     parameters: dict[str, Any] = {

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,15 +39,6 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-
-
-def _flow_in_this_terminal() -> None:
-    """A flow run in this process prints Ladder's lines, not Prefect's: each rung, then the
-    report or one `error:` line. Its full logs, tracebacks included, still reach the Prefect
-    API (the UI shows them); LADDER_DEBUG=1 shows them here too."""
-    _quiet_prefect()
-    if not debug_enabled():
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 
 
 def check_until(until: str | None) -> str | None:
@@ -79,7 +73,27 @@ def _print_progress(event: str, fields: dict[str, Any]) -> None:
 
 def _run_escalate(**parameters: Any) -> dict[str, Any]:
     flow = entrypoints.load_flow(entrypoints.ESCALATE)
-    return flow(**parameters)
+    with _prefect_console_hushed():
+        return flow(**parameters)
+
+
+@contextmanager
+def _prefect_console_hushed() -> Iterator[None]:
+    """A flow run in this terminal prints Ladder's lines, not Prefect's: each rung, then the
+    report or one `error:` line. Its full logs, tracebacks included, still reach the Prefect
+    API (the UI shows them); LADDER_DEBUG=1 shows them here too. Only for the ``with`` block."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
+    levels = [h.level for h in handlers]
+    if not debug_enabled():
+        for handler in handlers:
+            handler.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for handler, level in zip(handlers, levels, strict=True):
+            handler.setLevel(level)
 
 
 def demo(
@@ -90,7 +104,7 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """Run the whole ladder on the embedded sandbox, approvals given automatically."""
-    _flow_in_this_terminal()
+    _quiet_prefect()
     from ladder import sandbox
     from ladder.leases import LeaseLedger
 
@@ -141,7 +155,7 @@ def escalate(
 
     Checkpoints pause the run until someone answers in the Prefect UI (see `ladder serve`).
     """
-    _flow_in_this_terminal()
+    _quiet_prefect()
     from ladder.config import load_runbook
 
     parameters: dict[str, Any] = {

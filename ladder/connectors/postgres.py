@@ -225,7 +225,7 @@ def connect(dsn: str, *, autocommit: bool = False) -> Iterator[psycopg.Connectio
         conn = psycopg.connect(dsn, autocommit=autocommit, connect_timeout=10)
     except psycopg.Error as exc:
         where = _where(dsn)
-        raise PostgresError(f"cannot connect to PostgreSQL at {where}: {_reason(exc)}") from None
+        raise PostgresError(f"cannot connect to {where}: {_reason(exc)}") from None
     try:
         with conn:
             yield conn

@@ -106,7 +106,7 @@ CASES = {
     ),
     "connection-refused": Case(
         ("policy", "suggest", "--source", DEAD),
-        "cannot connect to PostgreSQL at 127.0.0.1:{port}/shop: Connection refused",
+        "cannot connect to 127.0.0.1:{port}/shop: ",
     ),
     "bad-param": Case(
         ("replica", "create", "--source", DEAD, "--target", OTHER, *SEED_WITH_BAD_PARAM),

@@ -80,7 +80,7 @@ def load_yaml(path: str | Path) -> YamlDocument:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = scrub(getattr(exc, "problem", None) or str(exc).splitlines()[0])
         raise ConfigError(f"{path}:{line}: YAML syntax error: {problem}") from None
     if node is None:
         raise ConfigError(f"{path}:1: the file is empty")

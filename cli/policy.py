@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cli.errors import LadderGroup
 from ladder.errors import ConfigError
@@ -65,7 +66,8 @@ def check(
         for f in findings:
             colour = "red" if f.severity == "error" else "yellow"
             where = f"{f.location}: " if f.location else ""
-            err.print(f"[{colour}]{f.severity}[/{colour}] {where}{f.message} [{f.code}]")
+            text = escape(f"{where}{f.message} [{f.code}]")  # a finding's [code] is not markup
+            err.print(f"[{colour}]{f.severity}:[/{colour}] {text}")
         n_err = sum(f.severity == "error" for f in findings)
         summary = f"{n_err} errors, {len(findings) - n_err} warnings"
         typer.echo(f"{policy_file}: {'FAILED' if failed else 'ok'} ({summary})")

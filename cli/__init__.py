@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import typer
 
+from cli.errors import LadderGroup
+
 app = typer.Typer(
     name="ladder",
+    cls=LadderGroup,
     help="Climb the production-debugging ladder, least invasive rung first.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -26,13 +29,6 @@ app.add_typer(leases.app, name="leases")
 
 
 def main() -> None:
-    """Console-script entry point: Ladder's own errors print one clear line and exit 1."""
-    from rich.console import Console
-
-    from ladder.errors import LadderError
-
-    try:
-        app()
-    except LadderError as exc:
-        Console(stderr=True, highlight=False).print(f"[red]error:[/red] {exc}", soft_wrap=True)
-        raise SystemExit(exc.exit_code) from None
+    """Console-script entry point. Every failure ends in :class:`cli.errors.LadderGroup`: one
+    ``error:`` line on stderr and exit 1, never a traceback."""
+    app(prog_name="ladder")  # `python -m cli` too: messages say `ladder ... --help`

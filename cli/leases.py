@@ -10,10 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ladder.errors import LadderError
+from cli.errors import LadderGroup
+from ladder.errors import LeaseError
 from ladder.leases import Lease, LeaseLedger, LeaseState
 
 app = typer.Typer(
+    cls=LadderGroup,
     help="The lease ledger: every change Ladder made to a shared environment.",
     no_args_is_help=True,
 )
@@ -24,14 +26,6 @@ _STATE_STYLE = {
     LeaseState.REVERTED: "green",
     LeaseState.REVERT_FAILED: "bold red",
 }
-
-
-def _open_ledger() -> LeaseLedger:
-    try:
-        return LeaseLedger()
-    except LadderError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
 
 
 def _relative(when: datetime, now: datetime) -> str:
@@ -76,12 +70,9 @@ def list_leases(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List leases, oldest first."""
-    ledger = _open_ledger()
+    ledger = LeaseLedger()
     try:
         leases = ledger.list(state=state, owner=owner)
-    except LadderError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
     finally:
         ledger.close()
     if as_json:
@@ -113,17 +104,19 @@ def revert(
             f"give exactly one of ID, --expired or --run RUN_ID ({what})",
             param_hint="lease selector",
         )
-    ledger = _open_ledger()
+    ledger = LeaseLedger()
     try:
         if lease_id:
             leases = [ledger.revert(lease_id)]
         elif expired:
             leases = ledger.revert_expired()
         else:
+            if not ledger.list(owner=str(run)):
+                raise LeaseError(
+                    f"--run {run}: the ledger has no lease of this run "
+                    "(`ladder leases list` shows the owners)"
+                )
             leases = ledger.revert_owner(str(run))
-    except LadderError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
     finally:
         ledger.close()
 

@@ -8,11 +8,15 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from ladder.errors import LadderError
+from cli.errors import LadderGroup
+from ladder.errors import ConfigError
 from ladder.settings import settings
 
-app = typer.Typer(help="Check or draft sanitization policies.", no_args_is_help=True)
+app = typer.Typer(
+    cls=LadderGroup, help="Check or draft sanitization policies.", no_args_is_help=True
+)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 SourceOpt = Annotated[
@@ -31,11 +35,6 @@ TableOpt = Annotated[
 ]
 
 
-def _fail(exc: LadderError) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(exc.exit_code)
-
-
 @app.command("check")
 def check(
     policy_file: Annotated[Path, typer.Option("--policy", help="policy YAML file")],
@@ -50,16 +49,14 @@ def check(
     from ladder.connectors.postgres import connect
     from ladder.sanitize.policy import check_policy, errors, load_policy
 
-    try:
-        policy = load_policy(policy_file)
-        named = [*policy.rules(), *(catalog.qualify(t) for t in table or [])]
-        schemas = sorted({*(schema or ["public"]), *(t.split(".")[0] for t in named)})
-        with connect(settings().dsn("source", source, "--source")) as conn:
-            tables = catalog.list_tables(conn, schemas)
-            cols = catalog.columns(conn, tables)
-        findings = check_policy(policy, cols, table if table else None)
-    except LadderError as exc:
-        raise _fail(exc) from None
+    source = settings().dsn("source", source, "--source")
+    policy = load_policy(policy_file)
+    named = [*policy.rules(), *(catalog.qualify(t) for t in table or [])]
+    schemas = sorted({*(schema or ["public"]), *(t.split(".")[0] for t in named)})
+    with connect(source) as conn:
+        tables = catalog.list_tables(conn, schemas)
+        cols = catalog.columns(conn, tables)
+    findings = check_policy(policy, cols, table if table else None)
     failed = bool(errors(findings, strict=strict))
     if as_json:
         payload = {"ok": not failed, "findings": [f.to_dict() for f in findings]}
@@ -68,7 +65,8 @@ def check(
         for f in findings:
             colour = "red" if f.severity == "error" else "yellow"
             where = f"{f.location}: " if f.location else ""
-            err.print(f"[{colour}]{f.severity}[/{colour}] {where}{f.message} [{f.code}]")
+            text = escape(f"{where}{f.message} [{f.code}]")  # a finding's [code] is not markup
+            err.print(f"[{colour}]{f.severity}:[/{colour}] {text}")
         n_err = sum(f.severity == "error" for f in findings)
         summary = f"{n_err} errors, {len(findings) - n_err} warnings"
         typer.echo(f"{policy_file}: {'FAILED' if failed else 'ok'} ({summary})")
@@ -88,34 +86,30 @@ def suggest(
 ) -> None:
     """Draft a policy from column names, types and sampled values (never written to the file)."""
     from ladder.connectors import pg_catalog as catalog
-    from ladder.connectors.postgres import connect, redact_dsn
+    from ladder.connectors.postgres import connect
     from ladder.sanitize.suggest import guess_rule, render_policy
+    from ladder.secrets import redact_dsn
 
     if output is not None and output.exists() and not force:
-        err.print(f"[red]error:[/red] {output} exists: pass --force to overwrite it")
-        raise typer.Exit(1)
-    try:
-        source = settings().dsn("source", source, "--source")
-        with connect(source) as conn:
-            tables = (
-                [catalog.qualify(t) for t in table]
-                if table
-                else catalog.list_tables(conn, schema or ["public"])
-            )
-            cols = catalog.columns(conn, tables)
-            missing = [t for t in tables if t not in cols]
-            if missing:
-                err.print(f"[red]error:[/red] no such table: {', '.join(missing)}")
-                raise typer.Exit(1)
-            guesses = {}
-            for tbl in tables:
-                names = [c.name for c in cols[tbl]]
-                samples = catalog.sample_values(conn, tbl, names, sample) if sample else {}
-                guesses[tbl] = [
-                    (c.name, *guess_rule(tbl, c, samples.get(c.name, []))) for c in cols[tbl]
-                ]
-    except LadderError as exc:
-        raise _fail(exc) from None
+        raise ConfigError(f"--output {output} exists: pass --force to overwrite it")
+    source = settings().dsn("source", source, "--source")
+    with connect(source) as conn:
+        tables = (
+            [catalog.qualify(t) for t in table]
+            if table
+            else catalog.list_tables(conn, schema or ["public"])
+        )
+        cols = catalog.columns(conn, tables)
+        missing = [t for t in tables if t not in cols]
+        if missing:
+            raise ConfigError(f"--table: no such table: {', '.join(missing)}")
+        guesses = {}
+        for tbl in tables:
+            names = [c.name for c in cols[tbl]]
+            samples = catalog.sample_values(conn, tbl, names, sample) if sample else {}
+            guesses[tbl] = [
+                (c.name, *guess_rule(tbl, c, samples.get(c.name, []))) for c in cols[tbl]
+            ]
     text = render_policy(
         guesses,
         header=[

@@ -9,10 +9,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from ladder.errors import ConfigError, LadderError
+from cli.errors import LadderGroup
+from ladder.errors import ConfigError
+from ladder.secrets import describe_server
 from ladder.settings import settings
 
-app = typer.Typer(help="Sanitized replicas of a production database.", no_args_is_help=True)
+app = typer.Typer(
+    cls=LadderGroup, help="Sanitized replicas of a production database.", no_args_is_help=True
+)
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -32,6 +36,15 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
             else:
                 out[name.strip()] = value
     return out
+
+
+def _distinct(source: str, target: str) -> None:
+    """Refuse a target that is the source database: the copy would replace what it reads."""
+    if describe_server(source) == describe_server(target):
+        raise ConfigError(
+            f"--source and --target name the same database ({describe_server(source)}): "
+            "the replica would replace the data it is copied from"
+        )
 
 
 class _Bars:
@@ -58,7 +71,16 @@ class _Bars:
         self.tasks: dict[str, Any] = {}
         self.started: dict[str, float] = {}
 
+    def __enter__(self) -> _Bars:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.tasks:  # started on the first update: a failure before it prints nothing
+            self.progress.stop()
+
     def __call__(self, table: str, done: int, total: int) -> None:
+        if not self.tasks:
+            self.progress.start()
         if table not in self.tasks:
             self.tasks[table] = self.progress.add_task(table, total=total, rate="")
             self.started[table] = time.monotonic()
@@ -114,37 +136,34 @@ def create(
 ) -> None:
     """Copy a sanitized subset (or --all) of SOURCE into TARGET, validated, swapped in atomically."""
     err = Console(stderr=True, highlight=False)
-    try:
-        if not policy:
-            raise ConfigError("--policy is required: every copied column needs a rule")
-        if not seed and not all_tables:
-            raise ConfigError("give at least one --seed 'TABLE: condition', or --all")
-        found = settings()
-        source_dsn = found.dsn("source", source, "--source")
-        target_dsn = found.dsn("target", target, "--target")
-        params = parse_params(param or [])
-        from ladder.replica.pipeline import create_replica
+    if not policy:
+        raise ConfigError("--policy is required: every copied column needs a rule")
+    if not seed and not all_tables:
+        raise ConfigError("give at least one --seed 'TABLE: condition', or --all")
+    found = settings()
+    source_dsn = found.dsn("source", source, "--source")
+    target_dsn = found.dsn("target", target, "--target")
+    _distinct(source_dsn, target_dsn)
+    params = parse_params(param or [])
+    from ladder.replica.pipeline import create_replica
 
-        out = err if as_json else Console(highlight=False)
-        bars = _Bars(err)
-        with bars.progress:
-            result = create_replica(
-                source_dsn,
-                target_dsn,
-                policy,
-                seeds=seed or [],
-                params=params,
-                all_tables=all_tables,
-                child_depth=child_depth,
-                keep_previous=keep_previous,
-                statement_timeout=statement_timeout,
-                schemas=schema or ["public"],
-                progress=bars,
-                plan_printer=lambda text: out.print(text, soft_wrap=True, markup=False),
-            )
-    except LadderError as exc:
-        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-        raise typer.Exit(exc.exit_code) from None
+    out = err if as_json else Console(highlight=False)
+    bars = _Bars(err)
+    with bars:
+        result = create_replica(
+            source_dsn,
+            target_dsn,
+            policy,
+            seeds=seed or [],
+            params=params,
+            all_tables=all_tables,
+            child_depth=child_depth,
+            keep_previous=keep_previous,
+            statement_timeout=statement_timeout,
+            schemas=schema or ["public"],
+            progress=bars,
+            plan_printer=lambda text: out.print(text, soft_wrap=True, markup=False),
+        )
     summary = {
         "target": result.target,
         "tables": result.tables,

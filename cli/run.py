@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 from collections.abc import Iterator
@@ -13,8 +14,10 @@ import typer
 from rich.console import Console
 
 from cli import entrypoints
+from cli.errors import debug_enabled
 from ladder import progress
-from ladder.errors import LadderError
+from ladder.errors import ConfigError
+from ladder.sandbox.seed import MIN_USERS
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -70,6 +73,26 @@ def _user_set(current: Any, dotted: str) -> bool:
     return name in node.model_fields_set
 
 
+def check_until(until: str | None) -> str | None:
+    """``--until``, checked against the rung registry; a typo gets the closest rung suggested."""
+    from ladder.rungs import rung_names
+
+    names = rung_names()
+    if until is None or until in names:
+        return until
+    close = difflib.get_close_matches(until, names, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ConfigError(f"--until {until!r}: no such rung; {hint}the rungs are: {', '.join(names)}")
+
+
+def load_incident(path: Path) -> Any:
+    """The incident in a YAML or JSON file; errors say ``file:line: field: why``."""
+    from ladder.incident import Incident
+    from ladder.yamlfile import load_yaml, parse_model
+
+    return parse_model(load_yaml(path), Incident)
+
+
 def _print_progress(event: str, fields: dict[str, Any]) -> None:
     if event == "rung":
         r = fields["rung"]
@@ -82,11 +105,33 @@ def _print_progress(event: str, fields: dict[str, Any]) -> None:
 
 def _run_escalate(**parameters: Any) -> dict[str, Any]:
     flow = entrypoints.load_flow(entrypoints.ESCALATE)
-    return flow(**parameters)
+    with _prefect_console_hushed():
+        return flow(**parameters)
+
+
+@contextmanager
+def _prefect_console_hushed() -> Iterator[None]:
+    """A flow run in this terminal prints Ladder's lines, not Prefect's: each rung, then the
+    report or one `error:` line. Its full logs, tracebacks included, still reach the Prefect
+    API (the UI shows them); LADDER_DEBUG=1 shows them here too. Only for the ``with`` block."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
+    levels = [h.level for h in handlers]
+    if not debug_enabled():
+        for handler in handlers:
+            handler.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for handler, level in zip(handlers, levels, strict=True):
+            handler.setLevel(level)
 
 
 def demo(
-    users: Annotated[int, typer.Option(help="users to seed in a new sandbox")] = 5000,
+    users: Annotated[
+        int, typer.Option(min=MIN_USERS, help="users to seed in a new sandbox")
+    ] = 5000,
     sandbox_dir: Annotated[Path | None, typer.Option("--dir", help="sandbox directory")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
@@ -144,21 +189,16 @@ def escalate(
 
     Checkpoints pause the run until someone answers in the Prefect UI (see `ladder serve`).
     """
-    import yaml
-
-    from ladder.incident import Incident
+    from ladder.config import load_runbook
 
     parameters: dict[str, Any] = {
         "runbook": str(runbook),
-        "until": until,
+        "until": check_until(until),
         "approve_all": approve_all,
     }
+    load_runbook(runbook)  # bad input ends here, with file:line, before a flow run starts
     if incident is not None:
-        try:
-            data = yaml.safe_load(incident.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise LadderError(f"{incident}: cannot read the incident: {exc}") from exc
-        parameters["incident"] = Incident.model_validate(data)
+        parameters["incident"] = load_incident(incident)
     unsubscribe = None if as_json else progress.subscribe(_print_progress)
     try:
         with quiet_prefect():

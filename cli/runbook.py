@@ -8,10 +8,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from cli.errors import LadderGroup
 from ladder.config import check_runbook
 
-app = typer.Typer(help="Validate runbooks.", no_args_is_help=True)
+app = typer.Typer(cls=LadderGroup, help="Validate runbooks.", no_args_is_help=True)
 err = Console(stderr=True)
 
 
@@ -28,9 +30,9 @@ def check(
         typer.echo(json.dumps({"ok": not failed, "errors": errors, "warnings": warnings}, indent=2))
     else:
         for line in errors:
-            err.print(f"[red]error[/red] {line}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
         for line in warnings:
-            err.print(f"[yellow]warning[/yellow] {line}", highlight=False, soft_wrap=True)
+            err.print(f"[yellow]warning:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
         if not failed:
             note = f" ({len(warnings)} warnings)" if warnings else ""
             typer.echo(f"{file}: ok{note}")

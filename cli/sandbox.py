@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.errors import LadderGroup
 from ladder import sandbox
-from ladder.connectors.postgres import redact_dsn
-from ladder.errors import LadderError
+from ladder.errors import SandboxError
 from ladder.sandbox.railslogs import MIN_REQUESTS
 from ladder.sandbox.seed import MIN_USERS
+from ladder.secrets import redact_dsn
 
-app = typer.Typer(help="A throwaway shop (PostgreSQL + Rails logs) with an incident in it.")
+app = typer.Typer(
+    cls=LadderGroup, help="A throwaway shop (PostgreSQL + Rails logs) with an incident in it."
+)
 out = Console()
 err = Console(stderr=True)
 
@@ -41,12 +44,9 @@ def up(
     as_json: JsonOption = False,
 ) -> None:
     """Create the sandbox (or start the one that is there) and say what is in it."""
-    try:
-        info = sandbox.up(
-            directory, users, requests, seed, progress=lambda m: err.print(f"[dim]{m}[/]")
-        )
-    except LadderError as exc:
-        _fail(str(exc))
+    info = sandbox.up(
+        directory, users, requests, seed, progress=lambda m: err.print(f"[dim]{m}[/]")
+    )
     _show(info, as_json)
 
 
@@ -54,10 +54,7 @@ def up(
 def down(directory: DirOption = None) -> None:
     """Stop the sandbox's PostgreSQL and delete the sandbox."""
     target = directory or sandbox.default_dir()
-    try:
-        removed = sandbox.down(directory)
-    except LadderError as exc:
-        _fail(str(exc))
+    removed = sandbox.down(directory)
     out.print(f"removed the sandbox in {target}" if removed else f"no sandbox in {target}")
 
 
@@ -65,12 +62,9 @@ def down(directory: DirOption = None) -> None:
 def status(directory: DirOption = None, as_json: JsonOption = False) -> None:
     """Show the sandbox; exit 1 when there is none."""
     target = directory or sandbox.default_dir()
-    try:
-        info = sandbox.status(directory)
-    except LadderError as exc:
-        _fail(str(exc))
+    info = sandbox.status(directory)
     if info is None:
-        _fail(f"no sandbox in {target}: run `ladder sandbox up`")
+        raise SandboxError(f"no sandbox in {target}: run `ladder sandbox up`")
     _show(info, as_json)
 
 
@@ -107,8 +101,3 @@ def _as_dict(info: sandbox.SandboxInfo) -> dict[str, object]:
         "slow_user_id": info.slow_user_id,
         "incident": info.incident.model_dump(mode="json"),
     }
-
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/] {message}", soft_wrap=True, highlight=False)
-    raise typer.Exit(1)

@@ -11,6 +11,7 @@ publishes the incident report.
 from __future__ import annotations
 
 import importlib
+import traceback
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from ladder.leases import LeaseLedger
 from ladder.report import Decision, LeaseRecord, Report, RungReport, now
 from ladder.rungs import ClimbState, Held, Rung, RungName, RungResult, ladder
 from ladder.rungs import rung as rung_named
+from ladder.secrets import scrub
 from tasks.checkpoints import checkpoint, hold_checkpoint, injected_approvals
 from tasks.naming import lease_owner
 from tasks.publish import PrefectPublisher
@@ -106,7 +108,7 @@ def _after_cancel_or_crash(run: Any, state: Any, outcome: str) -> None:
         environment=env.name,
         flow_run_id=owner,
         outcome=outcome,
-        error=state.message,
+        error=scrub(state.message or "") or None,
         leases=leases,
         finished_at=now(),
     )
@@ -188,7 +190,7 @@ def escalate(
     except BaseException as exc:
         failure = True
         report.outcome = "failed"
-        report.error = f"{type(exc).__name__}: {exc}"
+        report.error = _why(exc)
         raise
     finally:
         report.leases = _revert_leases(owner)
@@ -242,14 +244,20 @@ def _climb_one(
     try:
         result = _runner(rung)(state, settings)
     except LadderError as exc:
-        result = RungResult(status="failed", reason=f"{type(exc).__name__}: {exc}")
+        result = RungResult(status="failed", reason=_why(exc))
     except Exception as exc:  # a bug, not a refusal: keep the traceback in the run's logs
-        get_run_logger().exception("rung %s failed", rung.name)
-        result = RungResult(status="failed", reason=f"unexpected {type(exc).__name__}: {exc}")
+        trace = scrub("".join(traceback.format_exception(exc)))
+        get_run_logger().error("rung %s failed:\n%s", rung.name, trace)
+        result = RungResult(status="failed", reason=f"unexpected {_why(exc)}")
     state.found[rung.name] = result
     rr = RungReport.from_result(rung, result)
     rr.started_at, rr.finished_at = started, now()
     return rr
+
+
+def _why(exc: BaseException) -> str:
+    """``Type: message`` for a report or a rung's reason, with any password masked."""
+    return scrub(f"{type(exc).__name__}: {exc}")
 
 
 def _runner(rung: Rung) -> Any:

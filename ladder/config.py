@@ -234,7 +234,7 @@ def load_runbook(path: str | Path) -> LoadedRunbook:
     try:
         runbook = parse_model(doc, Runbook)
     except ConfigError as exc:
-        raise _explain_unknown_rung(exc) from exc
+        raise _explain_unknown_rung(exc) from None
     env_path = Path(runbook.environment)
     if not env_path.is_absolute():
         env_path = doc.path.parent / env_path
@@ -242,7 +242,7 @@ def load_runbook(path: str | Path) -> LoadedRunbook:
         environment = load_environment(env_path)
     except ConfigError as exc:
         line = doc.where(("environment",))
-        raise ConfigError([f"{line}: environment: {f}" for f in exc.findings]) from exc
+        raise ConfigError([f"{line}: environment: {f}" for f in exc.findings]) from None
     loaded = LoadedRunbook(runbook, environment, doc.path, env_path)
     findings = _semantic_findings(doc, loaded)
     errors = [f for sev, f in findings if sev == "error"]

@@ -13,8 +13,11 @@
     ├── LeaseError              the lease ledger could not record or revert a change
     └── CheckpointError         an approval checkpoint was refused or timed out
 
-Vendor exceptions are translated at the boundary with ``raise ... from exc`` so that a person sees
-what Ladder was doing, not a driver's stack.
+Vendor exceptions are translated at the boundary so that a person sees what Ladder was doing, not
+a driver's stack: ``raise ... from exc``, or ``from None`` when the vendor exception may carry a
+secret (a pydantic error holds its input, a DSN; psycopg quotes a DSN it cannot parse). A message
+never holds a password (see :mod:`ladder.secrets`). The CLI prints a LadderError as one line,
+``error: <message>``, and exits 1 (see :mod:`cli.errors`).
 """
 
 from __future__ import annotations

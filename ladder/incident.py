@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
+
+TIME_FORMAT_HINT = "write an ISO 8601 time such as 2026-05-04T13:20:00Z (UTC unless it has an offset)"
 
 Source = Literal["manual", "sandbox", "sentry", "datadog", "alertmanager", "pagerduty", "webhook"]
 
@@ -30,18 +40,29 @@ class Incident(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     params: dict[str, str | int | list[str] | list[int]] = Field(default_factory=dict)
 
-    @field_validator("started_at", "ended_at")
+    @field_validator("started_at", "ended_at", mode="wrap")
     @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is None:
+    def _utc(
+        cls, value: object, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> datetime | None:
+        try:
+            parsed: datetime | None = handler(value)
+        except ValidationError:
+            raise ValueError(f"{value!r} is not a time: {TIME_FORMAT_HINT}") from None
+        if parsed is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
-    @model_validator(mode="after")
-    def _ordered(self) -> Incident:
-        if self.ended_at is not None and self.ended_at < self.started_at:
-            raise ValueError("ended_at is before started_at")
-        return self
+    @field_validator("ended_at")
+    @classmethod
+    def _ordered(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        started = info.data.get("started_at")
+        if value is not None and started is not None and value < started:
+            raise ValueError(
+                f"ended_at ({value:%Y-%m-%d %H:%M:%S} UTC) is before started_at "
+                f"({started:%Y-%m-%d %H:%M:%S} UTC)"
+            )
+        return value
 
     def window(self, now: datetime | None = None) -> tuple[datetime, datetime]:
         """The incident window; an open incident runs until ``now``."""

@@ -2,6 +2,10 @@
 
 A reference is ``{env: NAME}`` (an environment variable) or ``{secret: NAME}`` (a Prefect
 ``Secret`` block). :func:`resolve` returns the value; errors name the reference, never the value.
+
+The helpers at the end keep a password out of every message: :func:`redact_dsn` masks a DSN's
+password, :func:`scrub` masks any password in free text (``password=...``, ``://user:pw@``), and
+:func:`parse_dsn` checks a DSN given on the command line, naming the option, never its text.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ import os
 import re
 from typing import Annotated
 
-from psycopg.conninfo import conninfo_to_dict
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -21,7 +26,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from ladder.errors import SecretError
+from ladder.errors import ConfigError, SecretError
 
 _NAME = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 
@@ -91,11 +96,8 @@ def is_set(ref: EnvRef | BlockRef) -> bool:
 
 
 def _no_password(dsn: str) -> str:
-    try:
-        params = conninfo_to_dict(dsn)
-    except Exception as exc:
-        raise ValueError(f"not a valid PostgreSQL connection string: {exc}") from None
-    if "password" in params or re.search(r"://[^/@:]+:[^/@]+@", dsn):
+    dsn_params(dsn)  # raises ValueError (without the DSN's text) when it does not parse
+    if holds_password(dsn):
         raise ValueError(
             "a connection string in YAML must not hold a password: "
             "use {env: NAME} or {secret: NAME} for the whole DSN"
@@ -130,3 +132,84 @@ Dsn = Annotated[
 
 def resolve_dsn(dsn: str | EnvRef | BlockRef) -> str:
     return dsn if isinstance(dsn, str) else resolve(dsn)
+
+
+# --- keeping passwords out of messages -----------------------------------------------------------
+
+MASK = "***"
+#: ``password=value`` (quoted or not) in a conninfo string, or ``PGPASSWORD=value`` in a command.
+_KEY_PASSWORD = re.compile(
+    r"""(?P<key>\b(?:pg)?pass(?:word|wd)?\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*'?|"[^"]*"?|[^\s,;'"]+)""",
+    re.IGNORECASE,
+)
+#: ``scheme://user:password@`` in a URL.
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/@\s:]*:)(?P<value>[^/@\n]+)@")
+_CONNINFO_KEY = re.compile(r"(?:^|\s)(host|hostaddr|port|dbname|user|password|service)\s*=")
+_PG_URI = re.compile(r"^postgres(?:ql)?://", re.IGNORECASE)
+
+
+def scrub(text: str) -> str:
+    """``text`` with every password it holds masked: ``password=***``, ``://user:***@``."""
+    text = _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}@", text)
+    return _KEY_PASSWORD.sub(lambda m: f"{m['key']}{MASK}", text)
+
+
+def dsn_params(dsn: str) -> dict[str, str]:
+    """The parts of a PostgreSQL DSN; ValueError says why it does not parse, without its text
+    (psycopg's own message quotes the DSN's pieces, the password among them)."""
+    try:
+        return conninfo_to_dict(dsn)
+    except psycopg.Error:
+        pass
+    if "=" not in dsn and "://" not in dsn:
+        why = "expected key=value pairs (host=... dbname=...) or a postgresql:// URL"
+    else:
+        why = "it does not parse (a stray space, an unclosed quote or a bad URL?)"
+    raise ValueError(f"not a valid PostgreSQL connection string: {why}") from None
+
+
+def holds_password(text: str) -> bool:
+    """True when ``text`` carries a password: a ``://user:pw@`` URL or a DSN with ``password``."""
+    if _URL_PASSWORD.search(text):
+        return True
+    if _PG_URI.match(text) or _CONNINFO_KEY.search(text):
+        try:
+            return "password" in conninfo_to_dict(text)
+        except psycopg.Error:  # not a parseable DSN after all: fall back to the keyword
+            return re.search(r"\bpassword\s*=", text, re.IGNORECASE) is not None
+    return False
+
+
+def redact_dsn(dsn: str) -> str:
+    """``dsn`` with its password masked, for reports and messages (scrubbed when it won't parse)."""
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.Error:
+        return scrub(dsn)
+    if "password" in params:
+        params["password"] = MASK
+    return make_conninfo(**params)
+
+
+def without_password(dsn: str) -> str:
+    """``dsn`` as an engineer may see and use it: every part but the password."""
+    params = conninfo_to_dict(dsn)
+    params.pop("password", None)
+    return make_conninfo(**params)
+
+
+def describe_server(dsn: str) -> str:
+    """``host:port/dbname`` of a DSN: enough to say where, nothing secret."""
+    params = conninfo_to_dict(dsn)
+    host = params.get("host") or params.get("hostaddr") or "localhost"
+    where = f"{host}:{params.get('port') or 5432}"
+    return f"{where}/{params['dbname']}" if params.get("dbname") else where
+
+
+def parse_dsn(value: str, option: str) -> str:
+    """A DSN given as ``option`` (e.g. ``--source``), checked: ConfigError names the option."""
+    try:
+        dsn_params(value)
+    except ValueError as exc:
+        raise ConfigError(f"{option}: {exc}") from None
+    return value

@@ -74,6 +74,9 @@ class LadderSettings(BaseSettings):
         description="cache of Faker-drawn pools, safe to delete "
         "(default $XDG_CACHE_HOME/ladder or ~/.cache/ladder)",
     )
+    debug: bool = Field(
+        False, description="an unexpected error (a bug) prints its traceback, not just one line"
+    )
     checkpoint_poll_seconds: int = Field(
         5, ge=1, description="how often a waiting checkpoint looks for an answer"
     )
@@ -101,14 +104,17 @@ class LadderSettings(BaseSettings):
         return self.home / "reports"
 
     def dsn(self, which: Literal["source", "target"], given: str | None, flag: str) -> str:
-        """``given`` (a command-line option), else ``LADDER_SOURCE_DSN`` / ``LADDER_TARGET_DSN``;
-        ConfigError naming both when neither is there."""
+        """``given`` (a command-line option), else ``LADDER_SOURCE_DSN`` / ``LADDER_TARGET_DSN``,
+        checked; a ConfigError names the option (and the variable), never the DSN."""
+        from ladder.secrets import parse_dsn
+
         if given:
-            return given
+            return parse_dsn(given, flag)
+        variable = f"LADDER_{which.upper()}_DSN"
         value = self.source_dsn if which == "source" else self.target_dsn
         if value is None:
-            raise ConfigError(f"{flag} is required (or set LADDER_{which.upper()}_DSN)")
-        return value.get_secret_value()
+            raise ConfigError(f"{flag} is required (or set {variable})")
+        return parse_dsn(value.get_secret_value(), f"{flag} (from {variable})")
 
 
 def settings() -> LadderSettings:

@@ -1,7 +1,13 @@
-"""YAML loading that remembers where each value came from, so errors can say ``file:line``."""
+"""YAML loading that remembers where each value came from, so errors can say ``file:line``.
+
+Errors never quote a value from the file (it may be a secret) and are raised ``from None``, so no
+chained exception carries one either: pydantic's ``ValidationError`` holds every input value.
+"""
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ladder.errors import ConfigError
+from ladder.secrets import scrub
 
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[str | int, ...]
@@ -60,17 +67,21 @@ def load_yaml(path: str | Path) -> YamlDocument:
     path = Path(path)
     try:
         text = path.read_text()
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: file not found") from exc
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (UTF-8)") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}:{line}: YAML syntax error: {problem}") from exc
+        problem = scrub(getattr(exc, "problem", None) or str(exc).splitlines()[0])
+        raise ConfigError(f"{path}:{line}: YAML syntax error: {problem}") from None
     if node is None:
         raise ConfigError(f"{path}:1: the file is empty")
     lines: dict[Loc, int] = {}
@@ -80,6 +91,13 @@ def load_yaml(path: str | Path) -> YamlDocument:
     return YamlDocument(path, data, lines)
 
 
+def _closest(given: str, expected: str) -> str:
+    """``; did you mean 'tunnel'?`` when one of pydantic's expected literals is close to ``given``."""
+    choices = re.findall(r"'([^']*)'", expected)
+    close = difflib.get_close_matches(given, choices, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def _message(err: dict[str, Any]) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
@@ -87,7 +105,9 @@ def _message(err: dict[str, Any]) -> str:
     if kind == "missing":
         return "required key is missing"
     msg = err["msg"]
-    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if kind == "literal_error" and isinstance(err.get("input"), str):
+        msg += _closest(err["input"], str(err.get("ctx", {}).get("expected", "")))
+    return scrub(msg.removeprefix("Value error, ").removeprefix("Assertion failed, "))
 
 
 # Union members' tags that pydantic puts into an error's location; they are not YAML keys.
@@ -116,4 +136,6 @@ def parse_model(doc: YamlDocument, model: type[M], *, context: dict[str, Any] | 
     try:
         return model.model_validate(doc.data, context={"path": doc.path, **(context or {})})
     except ValidationError as exc:
-        raise ConfigError(validation_findings(doc, exc)) from exc
+        findings = validation_findings(doc, exc)
+    # ``from None``: the ValidationError holds every input value, secrets included.
+    raise ConfigError(findings) from None

@@ -50,14 +50,6 @@ def with_dbname(dsn: str, dbname: str) -> str:
     return make_conninfo(**params)
 
 
-def redact_dsn(dsn: str) -> str:
-    """``dsn`` without its password, for reports and logs."""
-    params = conninfo_to_dict(dsn)
-    if "password" in params:
-        params["password"] = "***"  # noqa: S105 - a mask, not a password
-    return make_conninfo(**params)
-
-
 class PostgresConnection(Connection[psycopg.Connection]):
     """One PostgreSQL database at ``dsn``.
 

@@ -44,6 +44,7 @@ from ladder.errors import LeaseError
 from ladder.leases._model import OPEN_STATES, Lease, LeaseState, lease_from_row
 from ladder.leases._secret_scan import check_no_secrets
 from ladder.leases._store import TABLE_NAME, default_url, leases_table, make_engine, metadata
+from ladder.secrets import scrub
 
 __all__ = [
     "OPEN_STATES", "TABLE_NAME", "Lease", "LeaseLedger", "LeaseState",
@@ -132,7 +133,7 @@ def _problems(exc: ValidationError) -> str:
 def _describe_failure(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return f"bad undo payload: {_problems(exc)}"
-    return f"{type(exc).__name__}: {exc}"
+    return scrub(f"{type(exc).__name__}: {exc}")  # kept in the ledger: never a password
 
 
 class LeaseLedger:
@@ -158,9 +159,9 @@ class LeaseLedger:
     def _errors(self, doing: str) -> Iterator[None]:
         try:
             yield
-        except sa.exc.SQLAlchemyError as exc:
-            reason = getattr(exc, "orig", None) or exc
-            raise LeaseError(f"lease ledger {self.url}: cannot {doing}: {reason}") from None
+        except (sa.exc.SQLAlchemyError, ValueError) as exc:  # ValueError: a URL's bad port
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise LeaseError(f"lease ledger {self.url}: cannot {doing}: {scrub(reason)}") from None
 
     def take(
         self,

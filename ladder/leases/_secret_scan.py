@@ -5,37 +5,20 @@ Private to ``ladder.leases``, which calls :func:`check_no_secrets` before it rec
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
-
 from ladder.errors import LeaseError
+from ladder.secrets import holds_password
 
 __all__ = ["check_no_secrets"]
 
-_URL_PASSWORD = re.compile(r"://[^/@\s:]*:[^/@\s]+@")
-_CONNINFO_KEY = re.compile(r"(?:^|\s)(host|hostaddr|port|dbname|user|password|service)\s*=")
-_PG_URI = re.compile(r"^postgres(?:ql)?://", re.IGNORECASE)
 _SECRET_KEYS = {"password", "passwd", "pgpassword", "private_key", "api_key", "secret_key"}
-
-
-def _holds_password(text: str) -> bool:
-    if _URL_PASSWORD.search(text):
-        return True
-    if _PG_URI.match(text) or _CONNINFO_KEY.search(text):
-        try:
-            return "password" in conninfo_to_dict(text)
-        except psycopg.Error:  # not a parseable DSN after all: fall back to the keyword
-            return re.search(r"\bpassword\s*=", text, re.IGNORECASE) is not None
-    return False
 
 
 def _find_secret(value: Any, path: str) -> str | None:
     """The path of the first password in ``value``, or None."""
     if isinstance(value, str):
-        return path if _holds_password(value) else None
+        return path if holds_password(value) else None
     if isinstance(value, dict):
         for key, item in value.items():
             sub = f"{path}.{key}" if path else str(key)

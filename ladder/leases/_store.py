@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ladder.errors import LeaseError
+from ladder.secrets import scrub
 from ladder.settings import settings
 
 __all__ = ["TABLE_NAME", "default_url", "leases_table", "make_engine", "metadata"]
@@ -70,7 +71,9 @@ def make_engine(url: str) -> sa.Engine:
     try:
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError as exc:
-        raise LeaseError(f"not a ledger URL: {exc}") from None
+        raise LeaseError(f"LADDER_LEDGER_URL is not a ledger URL: {scrub(str(exc))}") from None
+    except ValueError:  # SQLAlchemy's int() of a port that is not a number
+        raise LeaseError("LADDER_LEDGER_URL is not a ledger URL: its port is not a number") from None
     if parsed.get_backend_name() != "sqlite":
         return sa.create_engine(parsed, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":

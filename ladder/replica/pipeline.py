@@ -42,7 +42,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import BaseModel, SecretStr
 
 from ladder.connectors import pg_catalog as catalog
-from ladder.connectors.postgres import connect, create_database, redact_dsn, with_dbname
+from ladder.connectors.postgres import connect, create_database, with_dbname
 from ladder.errors import ConfigError, PolicyError
 from ladder.leases import LeaseLedger
 from ladder.replica.copy import Progress, TableCopy, copy_tables
@@ -65,6 +65,7 @@ from ladder.replica.subset import build_plan, execute_plan
 from ladder.replica.subset.graph import ForeignKey
 from ladder.replica.swap import new_database_name, swap, target_dbname
 from ladder.sanitize.policy import Policy, check_policy, load_policy, raise_for_errors
+from ladder.secrets import redact_dsn
 from ladder.settings import settings
 
 PlanPrinter = Callable[[str], None]

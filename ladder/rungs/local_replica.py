@@ -10,7 +10,6 @@ import re
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import BaseModel, Field
 
 from ladder.errors import ConfigError
@@ -25,7 +24,7 @@ from ladder.rungs.base import (
     RungSettings,
     Where,
 )
-from ladder.secrets import Dsn, resolve_dsn
+from ladder.secrets import Dsn, resolve_dsn, without_password
 
 if TYPE_CHECKING:
     from ladder.config import LoadedRunbook
@@ -68,13 +67,6 @@ def replica_dbname(incident_id: str, owner: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "_", incident_id.lower()).strip("_")[:30]
     run = re.sub(r"[^a-z0-9]+", "", owner.lower())[:8]
     return f"ladder_replica_{slug}_{run}"
-
-
-def without_password(dsn: str) -> str:
-    """``dsn`` as an engineer may see it: every part but the password."""
-    params = conninfo_to_dict(dsn)
-    params.pop("password", None)
-    return make_conninfo(**params)
 
 
 def missing_seed_params(seeds: list[str], params: dict[str, Any]) -> list[str]:

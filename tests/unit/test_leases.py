@@ -426,7 +426,7 @@ def test_cli_list_table_and_filters(ledger: LeaseLedger, tmp_path: Path) -> None
     assert "in 59m" in result.stdout
 
     result = _cli("list", "--state", "gone")
-    assert result.exit_code == 2
+    assert result.exit_code == 1  # usage errors end like any other: one error: line, exit 1
     assert "gone" in result.output
 
 
@@ -442,7 +442,7 @@ def test_cli_revert_needs_exactly_one_selector(
     ledger: LeaseLedger, args: list[str], said: str
 ) -> None:
     result = _cli("revert", *args)
-    assert result.exit_code == 2
+    assert result.exit_code == 1  # usage errors end like any other: one error: line, exit 1
     flat = " ".join(result.output.replace("│", " ").split())
     assert "give exactly one of ID, --expired or --run RUN_ID" in flat
     assert said in flat

@@ -146,8 +146,9 @@ class LeaseLedger:
     def __init__(self, url: str | None = None) -> None:
         self.engine = make_engine(url or default_url())
         self.url = self.engine.url.render_as_string(hide_password=True)
-        with self._errors("open"):
-            metadata.create_all(self.engine, checkfirst=True)
+        # in one write transaction, so two processes opening a new ledger don't both create it
+        with self._errors("open"), self.engine.begin() as conn:
+            metadata.create_all(conn, checkfirst=True)
 
     def __repr__(self) -> str:
         return f"LeaseLedger({self.url!r})"

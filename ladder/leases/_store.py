@@ -85,7 +85,9 @@ def make_engine(url: str) -> sa.Engine:
         dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (see below)
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA busy_timeout = 30000")
-        cur.execute("PRAGMA journal_mode = WAL")
+        # WAL is kept in the file: switch only once (the switch wants the file to itself)
+        if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA synchronous = NORMAL")
         cur.close()
 

@@ -345,13 +345,15 @@ def test_up_refuses_too_few_users(tmp_path: Path) -> None:
     assert "--users" in result.output
 
 
-def test_a_cluster_starts_in_a_directory_with_a_space(tmp_path: Path) -> None:
-    cluster = Cluster(tmp_path / "has a space" / "pg")
-    cluster.init()
-    cluster.start()
+def test_a_cluster_starts_in_a_directory_with_a_space() -> None:
+    parent = Path(tempfile.mkdtemp(prefix="ladder-test-space-"))  # not tmp_path: see box()
+    cluster = Cluster(parent / "has a space" / "pg")
     try:
+        cluster.init()
+        cluster.start()
         with psycopg.connect(cluster.dsn(), connect_timeout=10) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
     finally:
         cluster.stop()
+        shutil.rmtree(parent, ignore_errors=True)
     assert not cluster.running()

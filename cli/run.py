@@ -17,7 +17,7 @@ from cli import entrypoints
 from cli.errors import debug_enabled
 from ladder import progress
 from ladder.errors import ConfigError
-from ladder.sandbox.seed import MIN_USERS
+from ladder.sandbox.limits import MIN_USERS
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)

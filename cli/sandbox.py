@@ -13,8 +13,7 @@ from rich.table import Table
 from cli.errors import LadderGroup
 from ladder import sandbox
 from ladder.errors import SandboxError
-from ladder.sandbox.railslogs import MIN_REQUESTS
-from ladder.sandbox.seed import MIN_USERS
+from ladder.sandbox.limits import MIN_REQUESTS, MIN_USERS
 from ladder.secrets import redact_dsn
 
 app = typer.Typer(

@@ -23,7 +23,7 @@ from pydantic import (
     field_validator,
 )
 
-from ladder.connectors.logfiles import LogSource
+from ladder.connectors.log_source import LogSource
 from ladder.errors import ConfigError
 from ladder.incident import Incident, Source
 from ladder.rungs import RungName, RungSettings, ladder, rung_names

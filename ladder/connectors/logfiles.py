@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
 
 from ladder.connectors._rails_logger import RAILS_LINE, Request, flush, take_line
 from ladder.connectors._ruby import parse_ruby_inspect
 from ladder.connectors.base import Connection, one_line
+from ladder.connectors.log_source import LogSource
 from ladder.errors import LogSourceError
 from ladder.sanitize.scrub import scrub_series, scrub_value
 
@@ -51,16 +51,6 @@ Format = Literal["rails", "lograge"]
 
 # A request whose lines go on after the window's end is still read; past this, reading stops.
 _TAIL_SLACK = timedelta(minutes=10)
-
-
-class LogSource(BaseModel):
-    """One log file of one host. ``path`` may be gzip-compressed (``.gz``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    path: Path
-    format: Literal["auto", "rails", "lograge"] = "auto"
-    host: str | None = None
 
 
 @dataclass

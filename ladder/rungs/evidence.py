@@ -6,7 +6,6 @@ from typing import Any
 
 from pydantic import Field
 
-from ladder import evidence
 from ladder.rungs.base import ClimbState, Minutes, Need, Rung, RungResult, RungSettings
 
 
@@ -25,7 +24,7 @@ class EvidenceResult(RungResult):
     failing_requests: list[str] = Field(
         default_factory=list, description="request ids of failing requests, to replay"
     )
-    found: evidence.Evidence | None = Field(None, exclude=True)
+    found: Any = Field(None, exclude=True, description="the whole ladder.evidence.Evidence")
 
     def params(self) -> dict[str, Any]:
         return {"user_ids": self.affected_users} if self.affected_users else {}
@@ -33,6 +32,8 @@ class EvidenceResult(RungResult):
 
 def run(state: ClimbState, settings: EvidenceSettings) -> RungResult:
     """Group the window's errors, compare latency with the baseline, publish what was found."""
+    from ladder import evidence  # pandas: only when the rung climbs, not when a runbook loads
+
     environment, incident = state.environment, state.incident
     if not environment.logs:
         return RUNG.result(

@@ -20,23 +20,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ladder.connectors.postgres import connect, create_database
 from ladder.errors import PostgresError, SandboxError
 from ladder.incident import Incident
 from ladder.sandbox.cluster import Cluster
-from ladder.sandbox.railslogs import MIN_REQUESTS, write_logs
-from ladder.sandbox.seed import MIN_USERS, seed_shop
-from ladder.sandbox.traffic import IncidentSpec, LogUser
+from ladder.sandbox.limits import DEFAULT_REQUESTS, MIN_REQUESTS, MIN_USERS
 from ladder.settings import settings
+
+if TYPE_CHECKING:
+    from ladder.sandbox.traffic import IncidentSpec, LogUser
 
 PRODUCTION_DB = "shop_production"
 STAGING_DB = "shop_staging"
 STATE_FILE = "sandbox.json"
 KEY_FILE = "pseudonym.key"
-DEFAULT_REQUESTS = 3000
 INCIDENT_ID = "sandbox-checkout-500"
 _LOG_SAMPLE = 400  # customers who appear in the logs besides the incident's
 
@@ -154,6 +153,10 @@ def _build(
     create_database(cluster.dsn(), PRODUCTION_DB)
     create_database(cluster.dsn(), STAGING_DB)
     say(f"seeding {PRODUCTION_DB} with {users:,} users")
+    from ladder.sandbox.railslogs import write_logs
+    from ladder.sandbox.seed import seed_shop
+    from ladder.sandbox.traffic import IncidentSpec
+
     result = seed_shop(dsns["production_dsn"], users, seed, say, now=now)
     spec = IncidentSpec.ending_at(
         now - timedelta(minutes=3), result.incident_user_ids, result.slow_user_id
@@ -191,6 +194,10 @@ def _build(
 
 def _log_users(dsn: str, users: int, spec: IncidentSpec, seed: int) -> list[LogUser]:
     """The incident's customers and a sample of others, as the database holds them."""
+    import numpy as np
+
+    from ladder.sandbox.traffic import LogUser
+
     rng = np.random.default_rng(seed + 1)
     ids = {*spec.failing_user_ids, spec.slow_user_id}
     ids.update(int(i) for i in rng.choice(users, min(users, _LOG_SAMPLE), replace=False) + 1)

@@ -12,9 +12,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from ladder.sandbox.limits import MIN_REQUESTS
 from ladder.sandbox.traffic import HOSTS, STATUS_TEXT, IncidentSpec, LogUser, Request, draw_requests
-
-MIN_REQUESTS = 200
 
 
 def write_logs(

@@ -30,10 +30,9 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 
 from ladder.connectors.postgres import connect
+from ladder.sandbox.limits import MIN_USERS
 from ladder.sandbox.shop_data import Batch, Ownership, Pools, Progress, batches
 from ladder.sandbox.shop_schema import TABLES, add_constraints, create_tables, drop_schema
-
-MIN_USERS = 50
 
 FLIPPER_GATES = (("checkout_v2", "boolean", "true"), ("search_v2", "percentage_of_actors", "25"))
 

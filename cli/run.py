@@ -163,6 +163,8 @@ def demo(
     if as_json:
         typer.echo(json.dumps({**report, "report_path": result["report_path"]}, indent=2))
     else:
+        if report.get("hold"):
+            out.print(f"  hold: {report['hold']}")
         out.print(f"  report: {result['report_path']}")
         taken = len(report["leases"])
         out.print(
@@ -209,4 +211,6 @@ def escalate(
     if as_json:
         typer.echo(json.dumps(result["report"], indent=2))
     else:
+        if result["report"].get("hold"):
+            out.print(f"hold: {result['report']['hold']}")
         out.print(f"report: {result['report_path']}")

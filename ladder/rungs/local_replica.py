@@ -165,7 +165,7 @@ def run(state: ClimbState, settings: LocalReplicaSettings) -> RungResult:
     )
     return LocalReplicaResult(
         summary=f"{sum(rows.values())} rows in {len(rows)} tables, sanitized and validated, "
-        f"in {result.seconds:.1f} s → {dsn}",
+        f"in {result.seconds:.1f} s → database {dbname}",
         details_markdown=details,
         held=[
             Held(

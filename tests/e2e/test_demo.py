@@ -53,6 +53,7 @@ def test_demo_climbs_the_sandbox_incident_and_leaves_no_lease(demo_env: dict[str
     assert all(s in {"done", "not_built", "unavailable"} for s in statuses.values()), statuses
     assert report["approvals"] == "automatic (sandbox)"
     assert report["outcome"] == "completed"
+    assert report["hold"].startswith("skipped: approvals are automatic (sandbox)")
     # the replica database was leased to the run and dropped when it ended
     assert report["leases"] and all(lease["state"] == "reverted" for lease in report["leases"])
     replica = next(r for r in report["rungs"] if r["name"] == "local_replica")
@@ -68,3 +69,5 @@ def test_demo_climbs_the_sandbox_incident_and_leaves_no_lease(demo_env: dict[str
     assert "1. evidence" in again.stdout
     assert "none left" in again.stdout
     assert "report:" in again.stdout
+    # with automatic approvals nothing is held, and the console says the replica is gone
+    assert "hold: skipped: approvals are automatic (sandbox)" in " ".join(again.stdout.split())

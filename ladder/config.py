@@ -8,6 +8,7 @@ references (``{env: NAME}`` / ``{secret: NAME}``), never values. Policies live i
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,12 +215,15 @@ class LoadedRunbook:
 
 
 def _explain_unknown_rung(exc: ConfigError) -> ConfigError:
-    hint = f": unknown rung; the rungs are: {', '.join(rung_names())}"
+    names = rung_names()
+
+    def hint(m: re.Match[str]) -> str:
+        close = difflib.get_close_matches(m.group(2), names, n=1)
+        mean = f"did you mean {close[0]!r}? " if close else ""
+        return f"{m.group(1)}: unknown rung; {mean}the rungs are: {', '.join(names)}"
+
     return ConfigError(
-        [
-            re.sub(r"(: rungs\.[^.: ]+): unknown key$", lambda m: m.group(1) + hint, f)
-            for f in exc.findings
-        ]
+        [re.sub(r"(: rungs\.([^.: ]+)): unknown key$", hint, f) for f in exc.findings]
     )
 
 

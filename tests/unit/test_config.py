@@ -67,7 +67,7 @@ def test_unknown_key_and_wrong_type_each_get_file_and_line(tmp_path: Path) -> No
 def test_unknown_rung_lists_the_rungs(tmp_path: Path) -> None:
     path = runbook(tmp_path, "rungs:\n  evidence: {}\n  tunel: {}\n")
     (line,) = findings(path)
-    assert line.startswith(f"{path}:5: rungs.tunel: unknown rung; the rungs are: evidence,")
+    assert line.startswith(f"{path}:5: rungs.tunel: unknown rung; did you mean 'tunnel'? the rungs are:")
 
 
 def test_until_must_be_a_named_rung(tmp_path: Path) -> None:

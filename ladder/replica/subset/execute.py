@@ -2,9 +2,9 @@
 
 ``execute_plan`` opens a REPEATABLE READ, READ ONLY transaction on the caller's (idle) connection,
 exports its snapshot, and computes the selection with plain SELECTs that return keys - no
-temporary tables, so it works on a hot-standby replica. Keys are held in Python sets (about
-100 bytes per key; a few million keys per table is the intended limit) and travel into each copy
-query as an array literal (about 10 bytes per bigint key in the query text).
+temporary tables, so it works on a hot-standby replica. Keys are held in a :class:`KeySet`
+(8 bytes per integer key, fetched in bounded chunks) and travel into each copy query as an array
+literal (about 10 bytes per bigint key in the query text).
 
 Copy queries must run under the same snapshot so that the rows match the keys: on this
 connection, or on others that start ``BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;
@@ -25,6 +25,7 @@ import psycopg
 from psycopg import sql
 
 from ladder.replica.subset.graph import ForeignKey, Table
+from ladder.replica.subset.keys import Keys, KeySet, concat, fetch_keys
 from ladder.replica.subset.plan import SubsetPlan
 from ladder.replica.subset.query import (
     Binder,
@@ -44,26 +45,16 @@ from ladder.replica.subset.snapshot import read_only, translate
 class _Selection:
     table: Table
     whole: bool = False
-    keys: set[Any] = field(default_factory=set)
-    via: list[tuple[ForeignKey, Table, list[Any]]] = field(default_factory=list)  # keyless
+    keys: KeySet = field(default_factory=KeySet)
+    via: list[tuple[ForeignKey, Table, Keys]] = field(default_factory=list)  # keyless
     child_rows: int = 0
-
-    def add(self, rows: Sequence[tuple[Any, ...]]) -> list[Any]:
-        """Add key rows; return the keys that were new."""
-        new = []
-        for row in rows:
-            key = row[0] if len(row) == 1 else tuple(row)
-            if key not in self.keys:
-                self.keys.add(key)
-                new.append(key)
-        return new
 
     def where(self, binder: Binder) -> sql.Composable | None:
         """The rows of this selection, as a condition on alias ``_c`` (None: every row)."""
         if self.whole:
             return None
         if self.table.key:
-            return key_in("_c", self.table, list(self.keys), binder)
+            return key_in("_c", self.table, self.keys.values(), binder)
         parts = [references(fk, self.table, parent, keys, binder) for fk, parent, keys in self.via]
         return sql.SQL(" OR ").join(parts) if parts else sql.SQL("false")
 
@@ -90,7 +81,7 @@ class Subset:
 
     def keys(self, table: str) -> list[Any]:
         """Selected keys of a keyed table (scalars, or tuples for composite keys), sorted."""
-        return sorted(self._get(table).keys)
+        return self._get(table).keys.sorted()
 
     def copy_query(self, table: str, columns: Sequence[str] | None = None) -> sql.Composed:
         """``SELECT`` of exactly the selected rows, all columns in table order (or ``columns``).
@@ -147,11 +138,17 @@ class _Closure:
         self.plan = plan
         self.graph = plan.graph
         self.sels = sels
-        self.batches: list[tuple[str, list[Any], str | None]] = []  # (table, new keys, via FK)
+        self.batches: list[tuple[str, Keys, str | None]] = []  # (table, new keys, via FK)
 
-    def fetch(self, query: sql.Composable, params: Mapping[str, object], what: str) -> list[Any]:
+    def add(
+        self, sel: _Selection, query: sql.Composable, params: Mapping[str, object], what: str
+    ) -> Keys:
+        """Run ``query`` (it returns key rows) and add its rows to ``sel``: the new keys."""
+        new: Keys = []
         with translate(what):
-            return self.conn.execute(query, params).fetchall()
+            for rows in fetch_keys(self.conn, query, params):
+                new = concat(new, sel.keys.add(rows))
+        return new
 
     def run(self, bound: list[dict[str, object]]) -> None:
         level = self._seeds(bound)
@@ -159,26 +156,25 @@ class _Closure:
             level = self._children(level, depth)
         self._parents()
 
-    def _seeds(self, bound: list[dict[str, object]]) -> dict[str, list[Any]]:
-        level: dict[str, list[Any]] = {}
+    def _seeds(self, bound: list[dict[str, object]]) -> dict[str, Keys]:
+        level: dict[str, Keys] = {}
         for seed, params in zip(self.plan.seeds, bound, strict=True):
             sel = self.sels[seed.table]
             if sel.whole:
                 continue
             query = seed_select(sel.table, compile_condition(seed.condition).query)
-            rows = self.fetch(query, params, f"seed {seed}")
-            new = sel.add(rows)
-            level.setdefault(seed.table, []).extend(new)
+            new = self.add(sel, query, params, f"seed {seed}")
+            level[seed.table] = concat(level.get(seed.table, []), new)
             self.batches.append((seed.table, new, None))
         return level
 
-    def _children(self, level: dict[str, list[Any]], depth: int) -> dict[str, list[Any]]:
-        nxt: dict[str, list[Any]] = {}
+    def _children(self, level: dict[str, Keys], depth: int) -> dict[str, Keys]:
+        nxt: dict[str, Keys] = {}
         for parent_name, keys in sorted(level.items()):
             parent = self.graph.tables[parent_name]
             for fk in self.graph.children_of(parent_name):
                 sel = self.sels.get(fk.child)
-                if sel is None or sel.whole or not keys:
+                if sel is None or sel.whole or not len(keys):
                     continue
                 if not sel.table.key:
                     sel.via.append((fk, parent, keys))
@@ -189,19 +185,18 @@ class _Closure:
                     continue
                 binder = Binder()
                 query = children_select(fk, sel.table, parent, keys, binder, limit)
-                rows = self.fetch(
-                    query, binder.params, f"following {fk.name} to children (depth {depth})"
+                new = self.add(
+                    sel, query, binder.params, f"following {fk.name} to children (depth {depth})"
                 )
-                new = sel.add(rows)
                 sel.child_rows += len(new)
-                nxt.setdefault(fk.child, []).extend(new)
+                nxt[fk.child] = concat(nxt.get(fk.child, []), new)
                 self.batches.append((fk.child, new, fk.name))
         return nxt
 
     def _parents(self) -> None:
         # A batch of child rows found through an FK references, through that same FK, only rows
         # already selected: that edge is skipped for the batch.
-        frontier: list[tuple[str, list[Any], str | None]] = list(self.batches)
+        frontier: list[tuple[str, Keys, str | None]] = list(self.batches)
         for name, sel in self.sels.items():  # whole and keyless tables: their rows, once
             if sel.whole or not sel.table.key:
                 self._parents_of(name, sel, None, None, frontier)
@@ -213,9 +208,9 @@ class _Closure:
         self,
         name: str,
         sel: _Selection,
-        keys: list[Any] | None,
+        keys: Keys | None,
         skip: str | None,
-        frontier: list[tuple[str, list[Any], str | None]],
+        frontier: list[tuple[str, Keys, str | None]],
     ) -> None:
         for fk in self.graph.parents_of(name):
             parent = self.sels[fk.parent]
@@ -227,6 +222,6 @@ class _Closure:
             else:
                 where = key_in("_c", sel.table, keys, binder)
             query = parents_select(fk, parent.table, sel.table, where)
-            new = parent.add(self.fetch(query, binder.params, f"following {fk.name} to parents"))
-            if new:
+            new = self.add(parent, query, binder.params, f"following {fk.name} to parents")
+            if len(new):
                 frontier.append((fk.parent, new, None))

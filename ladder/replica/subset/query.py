@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from psycopg import sql
 
 from ladder.replica.subset.graph import ForeignKey, Table
@@ -25,12 +26,21 @@ class Binder:
     literal: bool = False
     params: dict[str, list[object]] = field(default_factory=dict)
 
-    def array(self, values: list[object]) -> sql.Composable:
+    def array(self, values: Sequence[object]) -> sql.Composable:
+        """``values`` (a list, or an int64 array of keys) as a parameter or an inline literal."""
         if self.literal:
-            return sql.Literal(values)
+            if isinstance(values, np.ndarray):
+                return sql.Literal(_array_text(values))  # the query casts it to the key's type
+            return sql.Literal(list(values))
         name = f"_k{len(self.params)}"
-        self.params[name] = values
+        self.params[name] = values.tolist() if isinstance(values, np.ndarray) else list(values)
         return sql.Placeholder(name)
+
+
+def _array_text(keys: np.ndarray, chunk: int = 100_000) -> str:
+    """``{1,2,3}``, made a chunk at a time: millions of keys never exist as Python ints at once."""
+    parts = (",".join(map(str, keys[i : i + chunk].tolist())) for i in range(0, keys.size, chunk))
+    return "{" + ",".join(parts) + "}"
 
 
 def ident(table: Table) -> sql.Identifier:
@@ -92,10 +102,13 @@ def key_in_columns(
     alias: str, names: Sequence[str], keyed: Table, keys: Sequence[object], binder: Binder
 ) -> sql.Composed:
     """Like :func:`key_in`, but matching ``names`` of ``alias`` against ``keyed``'s key values."""
-    if not keys:
+    if not len(keys):
         return sql.SQL("false").format()
     columns = keyed.key_columns
-    arrays = [list(keys)] if len(columns) == 1 else [list(c) for c in zip(*keys, strict=True)]
+    if len(columns) == 1:
+        arrays = [keys if isinstance(keys, np.ndarray) else list(keys)]
+    else:
+        arrays = [list(c) for c in zip(*keys, strict=True)]
     casts = sql.SQL(", ").join(
         sql.SQL("CAST({} AS {}[])").format(
             binder.array(values), sql.Identifier(c.type_schema, c.type_name)

@@ -39,7 +39,12 @@ def child(dsn: str, users: int, percent: float, baseline: bool) -> None:
     from ladder.replica.subset import execute as executor
 
     if baseline:
-        executor.KeySet = _SetKeys  # type: ignore[misc,assignment]
+
+        class _SetSelection(executor._Selection):  # type: ignore[name-defined]
+            def __post_init__(self) -> None:
+                self.keys = _SetKeys()  # type: ignore[assignment]
+
+        executor._Selection = _SetSelection  # type: ignore[misc]
     started = time.perf_counter()
     with connect(dsn, autocommit=True) as conn:
         n = int(users * percent / 100)
@@ -76,6 +81,9 @@ class _SetKeys:
                 self.keys.add(key)
                 new.append(key)
         return new
+
+    def values(self) -> list:
+        return list(self.keys)
 
     def tolist(self) -> list:
         return list(self.keys)

@@ -41,16 +41,20 @@ def child(dsn: str, users: int, percent: float, baseline: bool) -> None:
     if baseline:
 
         class _SetSelection(executor._Selection):  # type: ignore[name-defined]
-            def __post_init__(self) -> None:
+            def __init__(self, *args: object, **kwargs: object) -> None:
+                super().__init__(*args, **kwargs)
                 self.keys = _SetKeys()  # type: ignore[assignment]
 
         executor._Selection = _SetSelection  # type: ignore[misc]
     started = time.perf_counter()
+    store = "sets" if baseline else "KeySet"
     with connect(dsn, autocommit=True) as conn:
         n = int(users * percent / 100)
         plan = build_plan(conn, ["users: id <= :n"], depth=2, params={"n": n})
         with execute_plan(conn, plan, {"n": n}) as subset:
             keys = sum(subset.counts.values())
+            kinds = {type(sel.keys).__name__ for sel in subset._sel.values()}
+            assert kinds == {"_SetKeys" if baseline else "KeySet"}, (store, kinds)
             for table in subset.order:  # what the copy does next: one query per table
                 subset.copy_query(table)
     print(

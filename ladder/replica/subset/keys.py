@@ -75,8 +75,10 @@ def _all_ints(rows: Sequence[tuple[Any, ...]]) -> bool:
 def fetch_keys(
     conn: psycopg.Connection, query: sql.Composable, params: Mapping[str, object]
 ) -> Iterator[list[tuple[Any, ...]]]:
-    """The rows of ``query`` in chunks of at most :data:`FETCH_ROWS`."""
-    with conn.cursor() as cur:
+    """The rows of ``query`` in chunks of at most :data:`FETCH_ROWS`, through a server-side
+    cursor: libpq never holds the whole result (the subset runs in a read-only transaction,
+    where such a cursor lives; a hot standby allows it too)."""
+    with conn.cursor(name="ladder_subset_keys") as cur:
         cur.execute(query, params)
         while rows := cur.fetchmany(FETCH_ROWS):
             yield rows

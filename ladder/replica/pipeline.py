@@ -350,6 +350,7 @@ def _table_copy(subset: Any, table: Any, cols: list[catalog.Column], policy: Pol
         survival=frozenset(survival),
         types=types,
         expected_rows=int(subset.counts.get(table.name, 0)),
+        partitioned=table.partitioned,
     )
 
 

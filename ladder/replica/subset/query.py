@@ -33,8 +33,11 @@ class Binder:
         return sql.Placeholder(name)
 
 
-def ident(table: Table) -> sql.Identifier:
-    return sql.Identifier(table.schema, table.relname)
+def ident(table: Table) -> sql.Composable:
+    """The table in a ``FROM``: ``ONLY`` its own rows when inheritance children hold theirs
+    (they are tables of the plan too; a partitioned table's rows are all its own)."""
+    name = sql.Identifier(table.schema, table.relname)
+    return sql.SQL("ONLY {}").format(name) if table.inherited else name
 
 
 def cols(alias: str, names: Sequence[str]) -> sql.Composed:

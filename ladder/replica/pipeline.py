@@ -63,6 +63,7 @@ from ladder.replica.schema import (
 )
 from ladder.replica.subset import build_plan, execute_plan
 from ladder.replica.subset.graph import ForeignKey
+from ladder.replica.subset.virtual import VirtualReference
 from ladder.replica.swap import new_database_name, swap, target_dbname
 from ladder.sanitize.policy import Policy, check_policy, load_policy, raise_for_errors
 from ladder.secrets import redact_dsn
@@ -132,6 +133,7 @@ def create_replica(
     statement_timeout: float | None = DEFAULT_STATEMENT_TIMEOUT,
     schemas: Sequence[str] = SCHEMAS,
     key: SecretStr | None = None,
+    virtual_references: Sequence[VirtualReference] = (),
 ) -> ReplicaResult:
     """Copy a sanitized subset (or, with ``all_tables``, everything) of ``source_dsn`` into the
     database ``target_dsn`` names, replacing it atomically if it exists.
@@ -146,6 +148,7 @@ def create_replica(
     a qualified name (``app.badges``) and foreign keys reach any schema. ``key``: the
     pseudonymization key to use instead of the one the policy's ``key`` reference names (the
     sandbox's own key comes this way, as data, never through the environment).
+    ``virtual_references`` (with the policy's) are followed like foreign keys.
     """
     if statement_timeout is not None and statement_timeout < 0:
         raise ConfigError(
@@ -175,6 +178,7 @@ def create_replica(
             whole_tables=list(whole_tables),
             all_tables=all_tables,
             params=dict(params or {}),
+            virtual_references=[*policy.virtual_references, *virtual_references],
         )
         columns = _check_policy(src, policy, plan.order, plan_printer)
         with execute_plan(src, plan, dict(params or {})) as subset:
@@ -366,7 +370,11 @@ def _gate_columns(columns: Mapping[str, list[catalog.Column]], policy: Policy) -
 
 def _gate_fks(plan: Any) -> list[ForeignKey]:
     inside = set(plan.order)
-    return [fk for fk in plan.graph.fks if fk.child in inside and fk.parent in inside]
+    return [
+        fk
+        for fk in plan.graph.fks
+        if fk.child in inside and fk.parent in inside and not fk.virtual  # not enforced
+    ]
 
 
 def _server_label(dsn: str) -> str:

@@ -4,10 +4,11 @@ Tables are ordinary and partitioned tables outside the system schemas. Partition
 through their root: a foreign key declared on a partition (or onto one) is an edge of the root
 table, with the partition's column names, and the same edge declared on several partitions is
 one edge. Inheritance children are tables of their own, so a parent's rows are read ``ONLY``
-from the parent (:attr:`Table.inherited`). Each table has a *key*: its primary key, else the
-first unique index whose columns are all NOT NULL (no predicate, no expressions), else none.
-Foreign keys keep their column pairs in declaration order, so composite keys and keys onto
-non-primary unique columns work.
+from the parent (:attr:`Table.inherited`). Virtual references (:mod:`.virtual`) join the
+graph as foreign keys with a condition on the referencing rows. Each table has a *key*: its
+primary key, else the first unique index whose columns are all NOT NULL (no predicate, no
+expressions), else none. Foreign keys keep their column pairs in declaration order, so composite
+keys and keys onto non-primary unique columns work.
 """
 
 from __future__ import annotations
@@ -64,6 +65,10 @@ class ForeignKey:
     parent: str
     parent_columns: tuple[str, ...]
     nullable: bool  # some child column may be NULL: the row can be loaded before its parent
+    where: str | None = None  # a virtual reference's condition on the child rows
+    # Declared in config (a polymorphic association, a reference with no constraint), not in
+    # the catalog: followed like a foreign key, never checked nor used for the load order.
+    virtual: bool = False
 
     def __str__(self) -> str:
         return (
@@ -217,7 +222,9 @@ def load_order(
     names = sorted(tables)
     inside = set(names)
     edges = [
-        fk for fk in fks if fk.child in inside and fk.parent in inside and not fk.self_reference
+        fk
+        for fk in fks
+        if fk.child in inside and fk.parent in inside and not fk.self_reference and not fk.virtual
     ]
     order: list[str] = []
     for component in _strongly_connected(names, edges):

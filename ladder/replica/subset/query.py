@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from psycopg import sql
 
 from ladder.replica.subset.graph import ForeignKey, Table
+from ladder.replica.subset.seeds import compile_condition
 
 
 @dataclass
@@ -38,6 +39,18 @@ def ident(table: Table) -> sql.Composable:
     (they are tables of the plan too; a partitioned table's rows are all its own)."""
     name = sql.Identifier(table.schema, table.relname)
     return sql.SQL("ONLY {}").format(name) if table.inherited else name
+
+
+def virtual_condition(fk: ForeignKey) -> sql.Composable | None:
+    """A virtual reference's condition on its child rows (alias ``_c``), checked like a seed's."""
+    if fk.where is None:
+        return None
+    return sql.SQL("({})").format(compile_condition(fk.where).query)
+
+
+def _and(cond: sql.Composable, fk: ForeignKey) -> sql.Composable:
+    extra = virtual_condition(fk)
+    return cond if extra is None else sql.SQL("{} AND {}").format(cond, extra)
 
 
 def cols(alias: str, names: Sequence[str]) -> sql.Composed:
@@ -73,7 +86,7 @@ def referenced_by(
         cols("_p", fk.parent_columns),
         select_list("_c", fk.child_columns),
         ident(child),
-        child_filter,
+        _and(child_filter, fk),
     )
 
 
@@ -82,12 +95,15 @@ def references(
 ) -> sql.Composed:
     """``_c`` references one of the ``parent_keys`` rows of ``parent`` through ``fk``."""
     if fk.parent_columns == parent.key:
-        return key_in_columns("_c", fk.child_columns, parent, parent_keys, binder)
-    return sql.SQL("{} IN (SELECT {} FROM {} AS _p WHERE {})").format(
-        cols("_c", fk.child_columns),
-        select_list("_p", fk.parent_columns),
-        ident(parent),
-        key_in("_p", parent, parent_keys, binder),
+        return _and(key_in_columns("_c", fk.child_columns, parent, parent_keys, binder), fk)
+    return _and(
+        sql.SQL("{} IN (SELECT {} FROM {} AS _p WHERE {})").format(
+            cols("_c", fk.child_columns),
+            select_list("_p", fk.parent_columns),
+            ident(parent),
+            key_in("_p", parent, parent_keys, binder),
+        ),
+        fk,
     )
 
 

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import re
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +19,9 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
+from typer.testing import CliRunner
 
+from cli import app
 from ladder.connectors.postgres import connect, create_database, drop_database, find_bindir
 from ladder.leases import LeaseLedger
 from ladder.procs import run
@@ -333,3 +339,69 @@ def test_a_virtual_reference_from_the_runbook_and_the_plan_shows_it(
         )
     text = plan.render()
     assert "virtual billing.refunds(payment_id) -> billing.payments(id)" in text
+
+
+# --- killed midway ----------------------------------------------------------------------------
+
+_KILLED = """
+import sys, time
+from ladder.leases import LeaseLedger
+from ladder.replica.pipeline import create_replica
+
+def stall(table, done, total):
+    if table == "billing.payments" and done:  # rows sent into the partitioned root, not committed
+        print("COPYING", table, flush=True)
+        time.sleep(600)
+
+create_replica(sys.argv[1], sys.argv[2], sys.argv[3], all_tables=True, schemas=("public", "billing"),
+               ledger=LeaseLedger(sys.argv[4]), progress=stall)
+"""
+
+
+def test_sigkill_while_loading_a_partitioned_table_leaves_the_old_target_and_revert_cleans(
+    source: str,
+    target: str,
+    tmp_path: Path,
+    untouched: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _replica(source, target, tmp_path, all_tables=True)
+    with connect(target) as conn:
+        conn.execute("CREATE TABLE marker (note text)")
+    url = f"sqlite:///{tmp_path / 'leases.db'}"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLED, source, target, str(POLICY), url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        start_new_session=True,
+    )
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        assert line.startswith("COPYING billing.payments"), (
+            proc.stderr.read() if proc.stderr else ""
+        )
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert _one(target, "SELECT to_regclass('public.marker')::text") == "marker"
+    assert _one(target, "SELECT count(*) FROM billing.payments") == 65
+    loading = [lease for lease in _open_leases(url) if "__ladder_" in lease.target]
+    assert len(loading) == 1 and _ladder_dbs(source) != []
+    monkeypatch.setenv("LADDER_LEDGER_URL", url)
+    res = CliRunner().invoke(app, ["leases", "revert", loading[0].id])
+    assert res.exit_code == 0, res.output
+    assert _ladder_dbs(source) == []
+
+
+def _open_leases(url: str) -> list[Any]:
+    ledger = LeaseLedger(url)
+    try:
+        return [lease for lease in ledger.list() if lease.state.value == "active"]
+    finally:
+        ledger.close()
+
+
+def _ladder_dbs(dsn: str) -> list[str]:
+    return [r[0] for r in _rows(dsn, "SELECT datname FROM pg_database") if "__ladder_" in r[0]]

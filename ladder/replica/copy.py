@@ -12,11 +12,10 @@ snapshot and written by a second ``psql`` running ``COPY ... FROM STDIN`` on the
 
 Each target table is emptied and loaded in one transaction (``TRUNCATE ONLY``, then ``COPY ...
 FREEZE``): the rows arrive frozen, so the index builds and the gate that read them next do not
-rewrite every page to set hint bits (~1/3 off the post-data step). ``ONLY``: an inheritance
-parent's truncation must not empty the children that another copy is loading. A partitioned
-table is loaded through its root, which routes each row to its partition, without ``FREEZE``
-(PostgreSQL refuses it there) and truncated whole. The targets must be the new, empty tables of
-a replica being built, never tables someone else uses.
+rewrite every page to set hint bits (~1/3 off the post-data step). ``ONLY`` spares an
+inheritance parent's children (another copy loads them); a partitioned table is loaded through
+its root, which routes rows to partitions, without ``FREEZE`` (refused there). The targets must
+be the new, empty tables of a replica being built, never tables someone else uses.
 
 Tables are copied ``workers`` at a time. Memory is bounded by the block size and queue depth,
 whatever the table size (see :func:`_bounded_memory`). The row

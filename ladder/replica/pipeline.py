@@ -89,6 +89,7 @@ class ReplicaResult(BaseModel):
     lease_ids: list[str]
     previous: list[str]
     plan: list[dict[str, Any]]
+    warnings: list[str] = []  # e.g. extensions the target server lacks, left out
 
     def throughput(self) -> list[dict[str, Any]]:
         """Rows, seconds and rows/s per table (for a table artifact)."""
@@ -200,12 +201,14 @@ def create_replica(
                 ledger.activate(lease.id)
                 new_dsn = with_dbname(target_dsn, new)
                 entries = Path(tmp) / "schema.list"
-                for name in restore_list(new_dsn, dump, entries):
+                warnings = [
+                    f"warning: extension {name} is not available on the target server:"
+                    " left out (what needs it will fail, naming it)"
+                    for name in restore_list(new_dsn, dump, entries)
+                ]
+                for line in warnings:
                     if plan_printer:
-                        plan_printer(
-                            f"warning: extension {name} is not available on the target server:"
-                            " left out (what needs it will fail, naming it)"
-                        )
+                        plan_printer(line)
                 restore_section(new_dsn, dump, "pre-data", entries=entries)
                 clock.lap("schema")
                 copies = [
@@ -270,6 +273,7 @@ def create_replica(
         lease_ids=[lease.id],
         previous=previous,
         plan=description,
+        warnings=warnings,
     )
 
 
@@ -370,11 +374,7 @@ def _gate_columns(columns: Mapping[str, list[catalog.Column]], policy: Policy) -
 
 def _gate_fks(plan: Any) -> list[ForeignKey]:
     inside = set(plan.order)
-    return [
-        fk
-        for fk in plan.graph.fks
-        if fk.child in inside and fk.parent in inside and not fk.virtual  # not enforced
-    ]
+    return [fk for fk in plan.graph.fks if {fk.child, fk.parent} <= inside and not fk.virtual]
 
 
 def _server_label(dsn: str) -> str:

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from pydantic import BaseModel, SecretStr
+from pydantic import SecretStr
 
 from ladder.connectors import pg_catalog as catalog
 from ladder.connectors.postgres import connect, create_database, with_dbname
@@ -48,12 +48,12 @@ from ladder.leases import LeaseLedger
 from ladder.replica.copy import Progress, TableCopy, copy_tables
 from ladder.replica.gate import (
     GateColumn,
-    ValidationResult,
     enforce,
     judge,
     measure_foreign_keys,
     measure_rows,
 )
+from ladder.replica.result import ReplicaResult
 from ladder.replica.schema import (
     dump_schema,
     refresh_materialized_views,
@@ -72,36 +72,6 @@ from ladder.settings import settings
 PlanPrinter = Callable[[str], None]
 SCHEMAS = ("public",)  # where unqualified table names are looked up, and what --all copies
 DEFAULT_STATEMENT_TIMEOUT = 300.0  # seconds, for each subset planning query on the source
-
-
-class ReplicaResult(BaseModel):
-    """What :func:`create_replica` did. ``target`` never holds a password."""
-
-    target: str
-    database: str
-    tables: dict[str, int]
-    table_seconds: dict[str, float]
-    seconds: float
-    copy_seconds: float
-    step_seconds: dict[str, float] = {}  # plan, schema, copy, post_data, gate, swap
-    rows_per_s: float
-    validation: ValidationResult
-    lease_ids: list[str]
-    previous: list[str]
-    plan: list[dict[str, Any]]
-    warnings: list[str] = []  # e.g. extensions the target server lacks, left out
-
-    def throughput(self) -> list[dict[str, Any]]:
-        """Rows, seconds and rows/s per table (for a table artifact)."""
-        return [
-            {
-                "table": t,
-                "rows": n,
-                "seconds": round(self.table_seconds.get(t, 0.0), 3),
-                "rows_per_s": round(n / s) if (s := self.table_seconds.get(t, 0.0)) else None,
-            }
-            for t, n in self.tables.items()
-        ]
 
 
 def default_owner() -> str:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from ladder.errors import ConfigError
-from ladder.replica.subset.virtual import VirtualReference
+from ladder.replica.references import VirtualReference
 from ladder.rungs.base import (
     ClimbState,
     Finding,

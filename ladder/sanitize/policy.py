@@ -34,7 +34,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ladder.connectors.pg_catalog import Column, qualify
 from ladder.errors import ConfigError, PolicyError, SecretError
-from ladder.replica.subset.virtual import VirtualReference
+from ladder.replica.references import VirtualReference
 from ladder.sanitize.registry import Transformer, get_transformer, names, transformer_class
 from ladder.secrets import SecretRef, resolve
 from ladder.yamlfile import YamlDocument, load_yaml, parse_model

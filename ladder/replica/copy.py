@@ -10,10 +10,12 @@ snapshot and written by a second ``psql`` running ``COPY ... FROM STDIN`` on the
   its PII columns transformed vectorized, and re-encoded to CSV and written by a writer thread
   while the next block is transformed.
 
-Each target table is emptied and loaded in one transaction (``TRUNCATE``, then ``COPY ...
+Each target table is emptied and loaded in one transaction (``TRUNCATE ONLY``, then ``COPY ...
 FREEZE``): the rows arrive frozen, so the index builds and the gate that read them next do not
-rewrite every page to set hint bits (~1/3 off the post-data step). The targets must be the new,
-empty tables of a replica being built, never tables someone else uses.
+rewrite every page to set hint bits (~1/3 off the post-data step). ``ONLY`` spares an
+inheritance parent's children (another copy loads them); a partitioned table is loaded through
+its root, which routes rows to partitions, without ``FREEZE`` (refused there). The targets must
+be the new, empty tables of a replica being built, never tables someone else uses.
 
 Tables are copied ``workers`` at a time. Memory is bounded by the block size and queue depth,
 whatever the table size (see :func:`_bounded_memory`). The row
@@ -70,6 +72,7 @@ class TableCopy:
     survival: frozenset[str] = frozenset()  # transformed columns whose originals must not survive
     types: dict[str, str] = field(default_factory=dict)  # SQL type of each transformed column
     expected_rows: int = 0
+    partitioned: bool = False  # a partitioned table's root: rows go to its partitions
 
 
 @dataclass
@@ -215,17 +218,18 @@ def _source_script(conn: psycopg.Connection, copy: TableCopy, snapshot_id: str, 
 
 
 def _target_sql(copy: TableCopy, csv: bool) -> tuple[str, str]:
-    """The ``TRUNCATE`` and ``COPY ... FREEZE`` statements that load ``copy``'s target table.
+    """The ``TRUNCATE`` and ``COPY`` statements that load ``copy``'s target table (module doc).
 
     Names enter only as identifiers, the rest is fixed text (psql runs them, so they are rendered
     here, with no connection needed for quoting identifiers).
     """
     table = sql.Identifier(copy.schema, copy.relname)
-    truncate = sql.SQL("TRUNCATE {}").format(table)
-    load = sql.SQL("COPY {} ({}) FROM STDIN {}").format(
+    options = (["FORMAT csv"] if csv else []) + ([] if copy.partitioned else ["FREEZE"])
+    truncate = sql.SQL("TRUNCATE {}" if copy.partitioned else "TRUNCATE ONLY {}").format(table)
+    load = sql.SQL("COPY {} ({}) FROM STDIN{}").format(
         table,
         sql.SQL(", ").join(map(sql.Identifier, copy.columns)),
-        sql.SQL("(FORMAT csv, FREEZE)" if csv else "(FREEZE)"),
+        sql.SQL(f" ({', '.join(options)})" if options else ""),
     )
     return truncate.as_string(None), load.as_string(None)
 

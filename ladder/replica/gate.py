@@ -245,7 +245,14 @@ def _ident(table: str) -> sql.Identifier:
 
 
 def _count(conn: psycopg.Connection, table: str) -> int:
-    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(_ident(table))).fetchone()
+    """Rows of ``table`` itself: an inheritance parent's without its children's (they are
+    tables of the copy too), a partitioned table's with its partitions' (it has no others)."""
+    kind = conn.execute(
+        "SELECT relkind FROM pg_catalog.pg_class WHERE oid = pg_catalog.to_regclass(%s)",
+        [_ident(table).as_string(conn)],
+    ).fetchone()
+    only = sql.SQL("" if kind and kind[0] == "p" else "ONLY ")
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {}{}").format(only, _ident(table))).fetchone()
     return int(row[0]) if row else 0
 
 

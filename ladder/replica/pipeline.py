@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from pydantic import BaseModel, SecretStr
+from pydantic import SecretStr
 
 from ladder.connectors import pg_catalog as catalog
 from ladder.connectors.postgres import connect, create_database, with_dbname
@@ -48,12 +48,12 @@ from ladder.leases import LeaseLedger
 from ladder.replica.copy import Progress, TableCopy, copy_tables
 from ladder.replica.gate import (
     GateColumn,
-    ValidationResult,
     enforce,
     judge,
     measure_foreign_keys,
     measure_rows,
 )
+from ladder.replica.result import ReplicaResult
 from ladder.replica.schema import (
     dump_schema,
     refresh_materialized_views,
@@ -63,6 +63,7 @@ from ladder.replica.schema import (
 )
 from ladder.replica.subset import build_plan, execute_plan
 from ladder.replica.subset.graph import ForeignKey
+from ladder.replica.subset.virtual import VirtualReference
 from ladder.replica.swap import new_database_name, swap, target_dbname
 from ladder.sanitize.policy import Policy, check_policy, load_policy, raise_for_errors
 from ladder.secrets import redact_dsn
@@ -71,35 +72,6 @@ from ladder.settings import settings
 PlanPrinter = Callable[[str], None]
 SCHEMAS = ("public",)  # where unqualified table names are looked up, and what --all copies
 DEFAULT_STATEMENT_TIMEOUT = 300.0  # seconds, for each subset planning query on the source
-
-
-class ReplicaResult(BaseModel):
-    """What :func:`create_replica` did. ``target`` never holds a password."""
-
-    target: str
-    database: str
-    tables: dict[str, int]
-    table_seconds: dict[str, float]
-    seconds: float
-    copy_seconds: float
-    step_seconds: dict[str, float] = {}  # plan, schema, copy, post_data, gate, swap
-    rows_per_s: float
-    validation: ValidationResult
-    lease_ids: list[str]
-    previous: list[str]
-    plan: list[dict[str, Any]]
-
-    def throughput(self) -> list[dict[str, Any]]:
-        """Rows, seconds and rows/s per table (for a table artifact)."""
-        return [
-            {
-                "table": t,
-                "rows": n,
-                "seconds": round(self.table_seconds.get(t, 0.0), 3),
-                "rows_per_s": round(n / s) if (s := self.table_seconds.get(t, 0.0)) else None,
-            }
-            for t, n in self.tables.items()
-        ]
 
 
 def default_owner() -> str:
@@ -132,6 +104,7 @@ def create_replica(
     statement_timeout: float | None = DEFAULT_STATEMENT_TIMEOUT,
     schemas: Sequence[str] = SCHEMAS,
     key: SecretStr | None = None,
+    virtual_references: Sequence[VirtualReference] = (),
 ) -> ReplicaResult:
     """Copy a sanitized subset (or, with ``all_tables``, everything) of ``source_dsn`` into the
     database ``target_dsn`` names, replacing it atomically if it exists.
@@ -146,6 +119,7 @@ def create_replica(
     a qualified name (``app.badges``) and foreign keys reach any schema. ``key``: the
     pseudonymization key to use instead of the one the policy's ``key`` reference names (the
     sandbox's own key comes this way, as data, never through the environment).
+    ``virtual_references`` (with the policy's) are followed like foreign keys.
     """
     if statement_timeout is not None and statement_timeout < 0:
         raise ConfigError(
@@ -175,6 +149,7 @@ def create_replica(
             whole_tables=list(whole_tables),
             all_tables=all_tables,
             params=dict(params or {}),
+            virtual_references=[*policy.virtual_references, *virtual_references],
         )
         columns = _check_policy(src, policy, plan.order, plan_printer)
         with execute_plan(src, plan, dict(params or {})) as subset:
@@ -196,12 +171,14 @@ def create_replica(
                 ledger.activate(lease.id)
                 new_dsn = with_dbname(target_dsn, new)
                 entries = Path(tmp) / "schema.list"
-                for name in restore_list(new_dsn, dump, entries):
+                warnings = [
+                    f"warning: extension {name} is not available on the target server:"
+                    " left out (what needs it will fail, naming it)"
+                    for name in restore_list(new_dsn, dump, entries)
+                ]
+                for line in warnings:
                     if plan_printer:
-                        plan_printer(
-                            f"warning: extension {name} is not available on the target server:"
-                            " left out (what needs it will fail, naming it)"
-                        )
+                        plan_printer(line)
                 restore_section(new_dsn, dump, "pre-data", entries=entries)
                 clock.lap("schema")
                 copies = [
@@ -266,6 +243,7 @@ def create_replica(
         lease_ids=[lease.id],
         previous=previous,
         plan=description,
+        warnings=warnings,
     )
 
 
@@ -350,6 +328,7 @@ def _table_copy(subset: Any, table: Any, cols: list[catalog.Column], policy: Pol
         survival=frozenset(survival),
         types=types,
         expected_rows=int(subset.counts.get(table.name, 0)),
+        partitioned=table.partitioned,
     )
 
 
@@ -365,7 +344,7 @@ def _gate_columns(columns: Mapping[str, list[catalog.Column]], policy: Policy) -
 
 def _gate_fks(plan: Any) -> list[ForeignKey]:
     inside = set(plan.order)
-    return [fk for fk in plan.graph.fks if fk.child in inside and fk.parent in inside]
+    return [fk for fk in plan.graph.fks if {fk.child, fk.parent} <= inside and not fk.virtual]
 
 
 def _server_label(dsn: str) -> str:

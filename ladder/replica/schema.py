@@ -102,32 +102,59 @@ def restore_section(
         raise PostgresError(f"pg_restore --section={section} failed: {res.tail(5)}")
 
 
-_OWNED_SEQUENCES = """
-SELECT quote_ident(sn.nspname) || '.' || quote_ident(s.relname), tn.nspname, t.relname, a.attname
+# Every (sequence, table, column) pair where the column takes its values from the sequence: the
+# column owns it (serial, deptype 'a'), is an identity column ('i'), or its default calls
+# nextval('seq'::regclass) (pg_attrdef depends on the sequence, 'n': shared and non-owned
+# sequences). Integer columns only (a text default like 'INV-' || nextval(...) has no max to
+# set past); partitions are covered by their root, inheritance parents read their children too.
+_SEQUENCE_COLUMNS = """
+SELECT DISTINCT s.oid, sn.nspname, s.relname, tn.nspname, t.relname, a.attname
 FROM pg_depend d
-JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+LEFT JOIN pg_attrdef ad ON d.classid = 'pg_attrdef'::regclass AND ad.oid = d.objid
+JOIN pg_class s ON s.relkind = 'S'
+  AND s.oid = CASE WHEN ad.oid IS NULL THEN d.objid ELSE d.refobjid END
 JOIN pg_namespace sn ON sn.oid = s.relnamespace
-JOIN pg_class t ON t.oid = d.refobjid
+JOIN pg_class t ON t.oid = CASE WHEN ad.oid IS NULL THEN d.refobjid ELSE ad.adrelid END
 JOIN pg_namespace tn ON tn.oid = t.relnamespace
-JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
-WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
-  AND d.deptype IN ('a', 'i')
+JOIN pg_attribute a ON a.attrelid = t.oid
+  AND a.attnum = CASE WHEN ad.oid IS NULL THEN d.refobjsubid ELSE ad.adnum END
+WHERE d.refclassid = 'pg_class'::regclass
+  AND ((d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
+       OR (ad.oid IS NOT NULL AND d.deptype = 'n'))
+  AND t.relkind IN ('r', 'p') AND NOT t.relispartition
+  AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'numeric'::regtype)
+ORDER BY 1, 4, 5, 6
 """
 
 
 def set_sequences(target_dsn: str) -> int:
-    """Every sequence owned by a column set past the column's largest value; returns how many."""
+    """Every sequence a column takes its values from (owned, identity, or named in a column
+    default: non-owned and shared sequences too) set past the largest value of all those
+    columns, so the first insert into the replica gets a new id; returns how many were set.
+
+    A sequence whose columns are all empty keeps its start; a descending one is left alone.
+    """
     with connect(target_dsn, autocommit=True) as conn:
-        owned = conn.execute(_OWNED_SEQUENCES).fetchall()
-        for seq, schema, table, column in owned:
-            conn.execute(
-                sql.SQL(
-                    "SELECT pg_catalog.setval(%s::regclass, coalesce(max({c}), 1)::bigint,"
-                    " max({c}) IS NOT NULL) FROM {t}"
-                ).format(c=sql.Identifier(column), t=sql.Identifier(schema, table)),
-                [seq],
+        users: dict[int, tuple[sql.Composable, list[sql.Composable]]] = {}
+        for oid, sschema, seq, schema, table, column in conn.execute(_SEQUENCE_COLUMNS):
+            users.setdefault(oid, (sql.Identifier(sschema, seq), []))[1].append(
+                sql.SQL("(SELECT max({}) FROM {})").format(
+                    sql.Identifier(column), sql.Identifier(schema, table)
+                )
             )
-        return len(owned)
+        done = 0
+        for oid, (seq, maxima) in users.items():
+            row = conn.execute(
+                sql.SQL(
+                    "SELECT pg_catalog.setval({s}::regclass, m::bigint, true)"
+                    " FROM (SELECT greatest({ms}) AS m) AS v, pg_catalog.pg_sequence ps"
+                    " WHERE ps.seqrelid = %s AND ps.seqincrement > 0 AND m IS NOT NULL"
+                    " AND m >= ps.seqmin AND m <= ps.seqmax"
+                ).format(s=sql.Literal(seq.as_string(conn)), ms=sql.SQL(", ").join(maxima)),
+                [oid],
+            ).fetchone()
+            done += row is not None
+        return done
 
 
 _MATERIALIZED_VIEWS = """

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from ladder.errors import ConfigError
+from ladder.replica.references import VirtualReference
 from ladder.rungs.base import (
     ClimbState,
     Finding,
@@ -41,6 +42,11 @@ class LocalReplicaSettings(RungSettings):
     child_depth: int = Field(2, ge=0, le=10, description="levels of child rows to follow")
     caps: dict[str, int] = Field(default_factory=dict, description="row cap per child table")
     whole_tables: list[str] = Field(default_factory=list, description="lookup tables copied whole")
+    virtual_references: list[VirtualReference] = Field(
+        default_factory=list,
+        description="references the database does not declare (polymorphic, STI), followed "
+        "like foreign keys: {from: 'comments(commentable_id)', to: 'posts(id)', where: ...}",
+    )
     ttl_minutes: Minutes = Field(240, description="how long the replica database lives")
     target: Dsn | None = Field(
         None,
@@ -128,6 +134,7 @@ def run(state: ClimbState, settings: LocalReplicaSettings) -> RungResult:
             child_depth=settings.child_depth,
             caps=settings.caps,
             whole_tables=settings.whole_tables,
+            virtual_references=settings.virtual_references,
             owner=state.owner,
             ttl=ttl,
             progress=progress,

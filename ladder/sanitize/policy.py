@@ -34,6 +34,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ladder.connectors.pg_catalog import Column, qualify
 from ladder.errors import ConfigError, PolicyError, SecretError
+from ladder.replica.references import VirtualReference
 from ladder.sanitize.registry import Transformer, get_transformer, names, transformer_class
 from ladder.secrets import SecretRef, resolve
 from ladder.yamlfile import YamlDocument, load_yaml, parse_model
@@ -131,6 +132,8 @@ class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     key: SecretRef
     tables: dict[str, dict[str, ColumnRule]]
+    # References the database does not declare (polymorphic, STI), for the subset planner.
+    virtual_references: list[VirtualReference] = []
     _doc: YamlDocument | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")

@@ -23,6 +23,7 @@ from ladder.replica.subset.plan import (
     plan_subset,
 )
 from ladder.replica.subset.seeds import Condition, Seed, compile_condition, parse_seed
+from ladder.replica.subset.virtual import VirtualReference, with_virtual
 
 __all__ = [
     "DEFAULT_DEPTH",
@@ -36,6 +37,7 @@ __all__ = [
     "SubsetPlan",
     "Table",
     "TablePlan",
+    "VirtualReference",
     "build_plan",
     "compile_condition",
     "execute_plan",
@@ -43,4 +45,5 @@ __all__ = [
     "load_order",
     "parse_seed",
     "plan_subset",
+    "with_virtual",
 ]

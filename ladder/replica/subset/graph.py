@@ -1,9 +1,14 @@
 """The foreign-key graph of a database, read from the catalog, and the load order it implies.
 
-Tables are ordinary and partitioned tables outside the system schemas (partitions are reached
-through their parent). Each table has a *key*: its primary key, else the first unique index whose
-columns are all NOT NULL (no predicate, no expressions), else none. Foreign keys keep their column
-pairs in declaration order, so composite keys and keys onto non-primary unique columns work.
+Tables are ordinary and partitioned tables outside the system schemas. Partitions are reached
+through their root: a foreign key declared on a partition (or onto one) is an edge of the root
+table, with the partition's column names, and the same edge declared on several partitions is
+one edge. Inheritance children are tables of their own, so a parent's rows are read ``ONLY``
+from the parent (:attr:`Table.inherited`). Virtual references (:mod:`.virtual`) join the
+graph as foreign keys with a condition on the referencing rows. Each table has a *key*: its
+primary key, else the first unique index whose columns are all NOT NULL (no predicate, no
+expressions), else none. Foreign keys keep their column pairs in declaration order, so composite
+keys and keys onto non-primary unique columns work.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ class Table:
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     reltuples: float  # -1 when never analyzed
+    partitioned: bool = False  # rows live in its partitions; COPY into it cannot FREEZE
+    inherited: bool = False  # an ordinary table with inheritance children: read it ONLY
 
     @property
     def name(self) -> str:
@@ -58,6 +65,10 @@ class ForeignKey:
     parent: str
     parent_columns: tuple[str, ...]
     nullable: bool  # some child column may be NULL: the row can be loaded before its parent
+    where: str | None = None  # a virtual reference's condition on the child rows
+    # Declared in config (a polymorphic association, a reference with no constraint), not in
+    # the catalog: followed like a foreign key, never checked nor used for the load order.
+    virtual: bool = False
 
     def __str__(self) -> str:
         return (
@@ -108,7 +119,8 @@ class Graph:
 
 
 _TABLES = """
-SELECT c.oid, n.nspname, c.relname, c.reltuples
+SELECT c.oid, n.nspname, c.relname, c.reltuples, c.relkind = 'p',
+       c.relkind = 'r' AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid)
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
@@ -129,11 +141,21 @@ WHERE i.indrelid = ANY(%s) AND i.indisunique AND i.indisvalid
   AND i.indpred IS NULL AND i.indexprs IS NULL
 ORDER BY i.indrelid, i.indisprimary DESC, i.indnkeyatts, ic.relname
 """
+# Foreign keys of tables and of partitions (whose edges belong to their root), onto tables or
+# partitions; not the copies PostgreSQL makes on each partition of a key declared higher up.
 _FKS = """
-SELECT con.conname, con.conrelid, con.conkey, con.confrelid, con.confkey
+SELECT con.conname,
+       COALESCE(pg_catalog.pg_partition_root(con.conrelid), con.conrelid)::oid,
+       ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(n, i)
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n
+             ORDER BY k.i)::text[],
+       COALESCE(pg_catalog.pg_partition_root(con.confrelid), con.confrelid)::oid,
+       ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(n, i)
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n
+             ORDER BY k.i)::text[]
 FROM pg_catalog.pg_constraint con
-WHERE con.contype = 'f' AND con.conparentid = 0 AND con.conrelid = ANY(%s)
-ORDER BY con.conrelid, con.conname
+WHERE con.contype = 'f' AND con.conparentid = 0
+ORDER BY 2, con.conname
 """
 
 
@@ -155,29 +177,37 @@ def load_graph(conn: psycopg.Connection) -> Graph:
         columns = [cols[relid][a] for a in attnums]
         if all(c.not_null for c in columns):
             keys[relid] = tuple(c.name for c in columns)
-    names = {oid: f"{schema}.{rel}" for oid, schema, rel, _ in rels}
+    names = {oid: f"{schema}.{rel}" for oid, schema, rel, *_ in rels}
     tables = {
         names[oid]: Table(
-            schema, rel, tuple(cols.get(oid, {}).values()), keys.get(oid, ()), float(reltuples)
+            schema,
+            rel,
+            tuple(cols.get(oid, {}).values()),
+            keys.get(oid, ()),
+            float(reltuples),
+            partitioned=partitioned,
+            inherited=inherited,
         )
-        for oid, schema, rel, reltuples in rels
+        for oid, schema, rel, reltuples, partitioned, inherited in rels
     }
-    fks = []
-    for conname, relid, conkey, frelid, confkey in conn.execute(_FKS, [oids]):
-        if frelid not in names:
+    fks: dict[tuple[object, ...], ForeignKey] = {}
+    for conname, relid, child_cols, frelid, parent_cols in conn.execute(_FKS):
+        if relid not in names or frelid not in names:
             continue
-        child_cols = [cols[relid][a] for a in conkey]
-        fks.append(
-            ForeignKey(
-                conname,
-                names[relid],
-                tuple(c.name for c in child_cols),
-                names[frelid],
-                tuple(cols[frelid][a].name for a in confkey),
-                nullable=not all(c.not_null for c in child_cols),
-            )
+        child, parent = names[relid], names[frelid]
+        edge = (child, tuple(child_cols), parent, tuple(parent_cols))
+        if edge in fks:  # the same key declared on several partitions
+            continue
+        not_null = {c.name for c in cols.get(relid, {}).values() if c.not_null}
+        fks[edge] = ForeignKey(
+            conname,
+            child,
+            tuple(child_cols),
+            parent,
+            tuple(parent_cols),
+            nullable=not set(child_cols) <= not_null,
         )
-    return Graph(tables, tuple(fks))
+    return Graph(tables, tuple(fks.values()))
 
 
 def load_order(
@@ -192,7 +222,9 @@ def load_order(
     names = sorted(tables)
     inside = set(names)
     edges = [
-        fk for fk in fks if fk.child in inside and fk.parent in inside and not fk.self_reference
+        fk
+        for fk in fks
+        if fk.child in inside and fk.parent in inside and not fk.self_reference and not fk.virtual
     ]
     order: list[str] = []
     for component in _strongly_connected(names, edges):

@@ -31,6 +31,7 @@ from ladder.replica.subset.estimate import estimate_rows
 from ladder.replica.subset.graph import ForeignKey, Graph, Table, load_graph, load_order
 from ladder.replica.subset.seeds import Seed, coerce_seeds
 from ladder.replica.subset.snapshot import read_only, translate
+from ladder.replica.subset.virtual import VirtualReference, with_virtual
 
 DEFAULT_DEPTH = 2
 
@@ -217,16 +218,18 @@ def build_plan(
     whole_tables: Iterable[str] = (),
     all_tables: bool = False,
     params: Mapping[str, object] | None = None,
+    virtual_references: Sequence[VirtualReference] = (),
 ) -> SubsetPlan:
     """Read the FK graph behind ``conn``, apply the rules and estimate rows (reads only).
 
     Runs in a READ ONLY transaction that it rolls back (a savepoint if one is open). ``params``
     is optional here: when given, missing parameters fail now and seed rows are estimated with
     EXPLAIN; otherwise tables that depend on a seed show no estimate until execution.
+    ``virtual_references`` are followed like foreign keys (:mod:`.virtual`).
     """
     with read_only(conn):
         with translate("reading the foreign-key graph from the catalog"):
-            graph = load_graph(conn)
+            graph = with_virtual(load_graph(conn), virtual_references, schemas)
         plan = plan_subset(
             graph,
             seeds,

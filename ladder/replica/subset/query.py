@@ -17,6 +17,7 @@ import numpy as np
 from psycopg import sql
 
 from ladder.replica.subset.graph import ForeignKey, Table
+from ladder.replica.subset.seeds import compile_condition
 
 
 @dataclass
@@ -43,8 +44,23 @@ def _array_text(keys: np.ndarray, chunk: int = 100_000) -> str:
     return "{" + ",".join(parts) + "}"
 
 
-def ident(table: Table) -> sql.Identifier:
-    return sql.Identifier(table.schema, table.relname)
+def ident(table: Table) -> sql.Composable:
+    """The table in a ``FROM``: ``ONLY`` its own rows when inheritance children hold theirs
+    (they are tables of the plan too; a partitioned table's rows are all its own)."""
+    name = sql.Identifier(table.schema, table.relname)
+    return sql.SQL("ONLY {}").format(name) if table.inherited else name
+
+
+def virtual_condition(fk: ForeignKey) -> sql.Composable | None:
+    """A virtual reference's condition on its child rows (alias ``_c``), checked like a seed's."""
+    if fk.where is None:
+        return None
+    return sql.SQL("({})").format(compile_condition(fk.where).query)
+
+
+def _and(cond: sql.Composable, fk: ForeignKey) -> sql.Composable:
+    extra = virtual_condition(fk)
+    return cond if extra is None else sql.SQL("{} AND {}").format(cond, extra)
 
 
 def cols(alias: str, names: Sequence[str]) -> sql.Composed:
@@ -80,7 +96,7 @@ def referenced_by(
         cols("_p", fk.parent_columns),
         select_list("_c", fk.child_columns),
         ident(child),
-        child_filter,
+        _and(child_filter, fk),
     )
 
 
@@ -89,12 +105,15 @@ def references(
 ) -> sql.Composed:
     """``_c`` references one of the ``parent_keys`` rows of ``parent`` through ``fk``."""
     if fk.parent_columns == parent.key:
-        return key_in_columns("_c", fk.child_columns, parent, parent_keys, binder)
-    return sql.SQL("{} IN (SELECT {} FROM {} AS _p WHERE {})").format(
-        cols("_c", fk.child_columns),
-        select_list("_p", fk.parent_columns),
-        ident(parent),
-        key_in("_p", parent, parent_keys, binder),
+        return _and(key_in_columns("_c", fk.child_columns, parent, parent_keys, binder), fk)
+    return _and(
+        sql.SQL("{} IN (SELECT {} FROM {} AS _p WHERE {})").format(
+            cols("_c", fk.child_columns),
+            select_list("_p", fk.parent_columns),
+            ident(parent),
+            key_in("_p", parent, parent_keys, binder),
+        ),
+        fk,
     )
 
 

@@ -36,11 +36,15 @@ class KeySet:
         """Add key rows (one tuple a row); the keys that were not there yet."""
         if not rows:
             return _EMPTY if self._others is None else []
-        if self._others is None and len(rows[0]) == 1 and _all_ints(rows):
+        # one column has one type: its first value says whether the keys are ints
+        if self._others is None and len(rows[0]) == 1 and type(rows[0][0]) is int:
             batch = np.unique(np.fromiter((r[0] for r in rows), np.int64, len(rows)))
-            new = np.setdiff1d(batch, self._ints, assume_unique=True)
+            at = np.searchsorted(self._ints, batch)  # both sorted: a merge, not a re-sort
+            known = at < self._ints.size
+            known[known] = self._ints[at[known]] == batch[known]
+            new = batch[~known]
             if new.size:
-                self._ints = np.union1d(self._ints, new)
+                self._ints = np.insert(self._ints, at[~known], new)
             return new
         return self._add_others(rows)
 
@@ -66,10 +70,6 @@ class KeySet:
 
     def sorted(self) -> list[Any]:
         return sorted(self._others) if self._others is not None else self._ints.tolist()
-
-
-def _all_ints(rows: Sequence[tuple[Any, ...]]) -> bool:
-    return all(type(r[0]) is int for r in rows)
 
 
 def fetch_keys(

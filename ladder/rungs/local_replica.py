@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from ladder.errors import ConfigError
+from ladder.errors import ConfigError, PostgresError
 from ladder.replica.references import VirtualReference
 from ladder.rungs.base import (
     ClimbState,
     Finding,
     Held,
+    LiveFinding,
     Minutes,
     Need,
     Rung,
@@ -28,7 +29,7 @@ from ladder.rungs.base import (
 from ladder.secrets import Dsn, resolve_dsn, without_password
 
 if TYPE_CHECKING:
-    from ladder.config import LoadedRunbook
+    from ladder.config import Environment, LoadedRunbook
 
 
 class LocalReplicaSettings(RungSettings):
@@ -207,6 +208,46 @@ def check(settings: LocalReplicaSettings, loaded: LoadedRunbook, where: Where) -
     return []
 
 
+def check_source(
+    settings: LocalReplicaSettings, loaded: LoadedRunbook, env: Environment, where: Where
+) -> list[LiveFinding]:
+    """The policy against the live source, for the tables the seeds reach (every table when the
+    environment has staging: refresh-staging copies them all with this policy). A source that
+    cannot be reached is a note saying the check was skipped, not a failure."""
+    from ladder.errors import LadderError
+    from ladder.replica.preflight import policy_findings
+    from ladder.sanitize.policy import load_policy
+
+    if settings.policy is None:
+        return []
+    skipped = "policy not checked against the source: "
+    if env.production_db is None:
+        return [("note", f"{where('policy')}: {skipped}the environment has no production_db")]
+    try:
+        policy = load_policy(loaded.resolve(settings.policy))
+        source = resolve_dsn(env.production_db.dsn)
+    except LadderError as exc:
+        return [("note", f"{where('policy')}: {skipped}{exc}")]
+    try:
+        findings = policy_findings(
+            source,
+            policy,
+            seeds=settings.seeds,
+            depth=settings.child_depth,
+            caps=settings.caps,
+            whole_tables=settings.whole_tables,
+            all_tables=env.staging is not None,
+        )
+    except PostgresError as exc:
+        return [("note", f"{where('policy')}: {skipped}{exc}")]
+    out: list[LiveFinding] = [
+        (f.severity, f"{f.location or where('policy')}: {f.message} [{f.code}]") for f in findings
+    ]
+    if not out:
+        out.append(("note", f"{where('policy')}: the policy covers every column the copy reads"))
+    return out
+
+
 RUNG = Rung(
     number=2,
     name="local_replica",
@@ -218,4 +259,5 @@ RUNG = Rung(
     run=run,
     hands_over=True,
     check=check,
+    check_live=check_source,
 )

@@ -145,7 +145,9 @@ def create_replica(
         connect(source_dsn, autocommit=True) as src,
         tempfile.TemporaryDirectory(prefix="ladder-replica-") as tmp,
     ):
-        check_target(source_dsn, target_dsn, target, replace=replace, source_conn=src)
+        found = check_target(source_dsn, target_dsn, target, replace=replace, source_conn=src)
+        if plan_printer:
+            plan_printer(f"source and target told apart by the servers: {found.source.method}")
         _limit_statements(src, None if all_tables else statement_timeout)
         plan = build_plan(
             src,

@@ -204,25 +204,34 @@ def test_a_source_that_is_a_copy_of_the_target_is_refused(
 def test_without_pg_monitor_the_identity_falls_back_and_says_so(
     pg_cluster: Cluster, shop: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A role that may read neither pg_control_system() (revoked here, as managed services do)
+    nor data_directory: the servers are told apart by port and postmaster start time."""
+    revoke = "REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC"
+    dbs = (pg_cluster.dsn(), shop)
     with connect(pg_cluster.dsn(), autocommit=True) as conn:
         conn.execute("DROP ROLE IF EXISTS guard_plain")
         conn.execute("CREATE ROLE guard_plain LOGIN")
     try:
+        for dsn in dbs:
+            with connect(dsn, autocommit=True) as conn:
+                conn.execute(revoke)
         plain = make_conninfo(**{**conninfo_to_dict(shop), "user": "guard_plain"})
         with connect(plain, autocommit=True) as conn:
             weak = identify(conn)
         with connect(shop, autocommit=True) as conn:
             strong = identify(conn)
         assert strong.system_identifier and strong.data_directory
-        assert weak.data_directory is None
-        if weak.system_identifier is None:  # PostgreSQL may let anyone read pg_control_system()
-            assert "pg_monitor" in weak.method and weak.port in weak.method
+        assert weak.system_identifier is None and weak.data_directory is None
+        assert "pg_monitor" in weak.method and f"port {weak.port}" in weak.method
         assert weak.same_cluster(strong) and strong.same_cluster(weak)
         monkeypatch.setenv("PGHOST", "127.0.0.1")
         monkeypatch.setenv("PGPORT", str(pg_cluster.port))
-        with pytest.raises(ConfigError, match="is the source database"):
+        with pytest.raises(ConfigError, match=r"is the source database \(same server: port"):
             check_target(plain, f"dbname={SOURCE} user=guard_plain", SOURCE)
     finally:
+        for dsn in dbs:
+            with connect(dsn, autocommit=True) as conn:
+                conn.execute(revoke.replace("REVOKE", "GRANT").replace("FROM", "TO"))
         with connect(pg_cluster.dsn(), autocommit=True) as conn:
             conn.execute("DROP ROLE guard_plain")
 

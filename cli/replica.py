@@ -52,9 +52,13 @@ def sandbox_key(source_dsn: str) -> tuple[SecretStr, str] | None:
     from psycopg.conninfo import conninfo_to_dict
 
     from ladder import sandbox
+    from ladder.errors import SandboxError
     from ladder.replica.guard import same_database
 
-    info = sandbox.status()
+    try:
+        info = sandbox.status()
+    except SandboxError:  # a damaged sandbox is not this copy's business
+        return None
     if info is None or not info.running:
         return None
     mine, theirs = conninfo_to_dict(source_dsn), conninfo_to_dict(info.production_dsn)
@@ -179,8 +183,10 @@ def create(
     source_dsn = found.dsn("source", source, "--source")
     target_dsn = found.dsn("target", target, "--target")
     params = parse_params(param or [])
+    from ladder.replica.guard import refuse_same_text
     from ladder.replica.pipeline import create_replica
 
+    refuse_same_text(source_dsn, target_dsn)  # before anything is said or asked of a server
     out = err if as_json else Console(highlight=False)
     key = sandbox_key(source_dsn)
     if key is not None:

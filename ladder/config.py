@@ -333,13 +333,22 @@ def check_runbook_live(
     """Each rung's checks against the live environment (e.g. rung 2's policy against the
     source): ``[(severity, line)]``, severity ``error``, ``warning`` or ``note`` (what was
     skipped, and why). Call it on a runbook :func:`check_runbook` passed."""
+    from ladder import sandbox
     from ladder.errors import LadderError
 
     loaded = load_runbook(path)
+    skipped = f"{loaded.path}: checks against the environment skipped"
+    box = (
+        sandbox.status(Path(sandbox_dir) if sandbox_dir else None)
+        if loaded.environment.sandbox
+        else None
+    )
+    if loaded.environment.sandbox and (box is None or not box.running):  # a check starts nothing
+        return [("note", f"{skipped}: the sandbox is not running (`ladder sandbox up`)")]
     try:
         env, _ = bind_environment(loaded, sandbox_dir)
     except LadderError as exc:
-        return [("note", f"{loaded.path}: checks against the environment skipped: {exc}")]
+        return [("note", f"{skipped}: {exc}")]
     doc = load_yaml(path)
     out: list[tuple[str, str]] = []
     for r in ladder():

@@ -6,6 +6,7 @@ hold form and the report) until they release it or its TTL passes.
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,7 @@ from ladder.rungs.base import (
     RungSettings,
     Where,
 )
-from ladder.secrets import Dsn, resolve_dsn, without_password
+from ladder.secrets import BlockRef, Dsn, resolve_dsn, without_password
 
 if TYPE_CHECKING:
     from ladder.config import Environment, LoadedRunbook
@@ -223,6 +224,10 @@ def check_source(
     skipped = "policy not checked against the source: "
     if env.production_db is None:
         return [("note", f"{where('policy')}: {skipped}the environment has no production_db")]
+    if isinstance(env.production_db.dsn, BlockRef) and not os.environ.get("PREFECT_API_URL"):
+        # reading the block would start a Prefect server of its own: not for a check
+        return [("note", f"{where('policy')}: {skipped}the source DSN is in a Prefect Secret"
+                 " block and PREFECT_API_URL is not set")]  # fmt: skip
     try:
         policy = load_policy(loaded.resolve(settings.policy))
         source = resolve_dsn(env.production_db.dsn)

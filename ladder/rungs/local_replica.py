@@ -6,7 +6,6 @@ hold form and the report) until they release it or its TTL passes.
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -224,7 +223,7 @@ def check_source(
     skipped = "policy not checked against the source: "
     if env.production_db is None:
         return [("note", f"{where('policy')}: {skipped}the environment has no production_db")]
-    if isinstance(env.production_db.dsn, BlockRef) and not os.environ.get("PREFECT_API_URL"):
+    if isinstance(env.production_db.dsn, BlockRef) and not _prefect_api_url():
         # reading the block would start a Prefect server of its own: not for a check
         return [("note", f"{where('policy')}: {skipped}the source DSN is in a Prefect Secret"
                  " block and PREFECT_API_URL is not set")]  # fmt: skip
@@ -251,6 +250,13 @@ def check_source(
     if not out:
         out.append(("note", f"{where('policy')}: the policy covers every column the copy reads"))
     return out
+
+
+def _prefect_api_url() -> str | None:
+    """The Prefect API this process would talk to (environment or profile), if any."""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value()
 
 
 RUNG = Rung(

@@ -11,11 +11,30 @@ from rich.console import Console
 from rich.markup import escape
 
 from cli.errors import LadderGroup
-from ladder.config import check_runbook, check_runbook_live
+from ladder.config import bind_environment, check_runbook, load_runbook
+from ladder.errors import LadderError
 from ladder.secrets import scrub
 
 app = typer.Typer(cls=LadderGroup, help="Validate runbooks.", no_args_is_help=True)
 err = Console(stderr=True)
+
+
+def _live(file: Path) -> list[tuple[str, str]]:
+    """The runbook's checks against its live environment; a stopped sandbox is not started."""
+    from ladder import sandbox
+    from ladder.live_checks import live_findings
+
+    loaded = load_runbook(file)
+    skipped = f"{file}: checks against the environment skipped"
+    if loaded.environment.sandbox:
+        box = sandbox.status()
+        if box is None or not box.running:  # a check starts nothing
+            return [("note", f"{skipped}: the sandbox is not running (`ladder sandbox up`)")]
+    try:
+        env, _ = bind_environment(loaded)
+    except LadderError as exc:
+        return [("note", f"{skipped}: {exc}")]
+    return live_findings(loaded, env)
 
 
 @app.command("check")
@@ -39,7 +58,7 @@ def check(
     errors, warnings = check_runbook(file)
     notes: list[str] = []
     if not errors and not offline:
-        for severity, line in check_runbook_live(file):
+        for severity, line in _live(file):
             {"error": errors, "warning": warnings}.get(severity, notes).append(scrub(line))
     elif offline:
         notes.append(f"{file}: --offline: the policy was not checked against the source")

@@ -327,42 +327,6 @@ def check_runbook(path: str | Path) -> tuple[list[str], list[str]]:
     return [], loaded.warnings
 
 
-def check_runbook_live(
-    path: str | Path, sandbox_dir: str | Path | None = None
-) -> list[tuple[str, str]]:
-    """Each rung's checks against the live environment (e.g. rung 2's policy against the
-    source): ``[(severity, line)]``, severity ``error``, ``warning`` or ``note`` (what was
-    skipped, and why). Call it on a runbook :func:`check_runbook` passed."""
-    from ladder import sandbox
-    from ladder.errors import LadderError
-
-    loaded = load_runbook(path)
-    skipped = f"{loaded.path}: checks against the environment skipped"
-    box = (
-        sandbox.status(Path(sandbox_dir) if sandbox_dir else None)
-        if loaded.environment.sandbox
-        else None
-    )
-    if loaded.environment.sandbox and (box is None or not box.running):  # a check starts nothing
-        return [("note", f"{skipped}: the sandbox is not running (`ladder sandbox up`)")]
-    try:
-        env, _ = bind_environment(loaded, sandbox_dir)
-    except LadderError as exc:
-        return [("note", f"{skipped}: {exc}")]
-    doc = load_yaml(path)
-    out: list[tuple[str, str]] = []
-    for r in ladder():
-        settings = loaded.runbook.rungs.settings(r.name)
-        if settings is None or r.check_live is None:
-            continue
-
-        def where(*keys: str, _name: str = r.name) -> str:
-            return f"{doc.where(('rungs', _name, *keys))}: {'.'.join(('rungs', _name, *keys))}"
-
-        out.extend(r.check_live(settings, loaded, env, where))
-    return out
-
-
 def with_sandbox(
     env: Environment,
     production_dsn: str,

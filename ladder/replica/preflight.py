@@ -13,6 +13,7 @@ from ladder.connectors import pg_catalog as catalog
 from ladder.connectors.postgres import connect
 from ladder.replica.guard import read_only_dsn
 from ladder.replica.subset import build_plan
+from ladder.replica.subset.virtual import VirtualReference
 from ladder.sanitize.policy import Finding, Policy, check_policy
 
 
@@ -26,6 +27,7 @@ def policy_findings(
     whole_tables: Sequence[str] = (),
     all_tables: bool = False,
     schemas: Sequence[str] = ("public",),
+    virtual_references: Sequence[VirtualReference] = (),
 ) -> list[Finding]:
     """Every finding of ``policy`` for the tables the plan copies (errors and warnings)."""
     with connect(read_only_dsn(source_dsn), autocommit=True) as conn:
@@ -37,6 +39,7 @@ def policy_findings(
             caps=dict(caps or {}),
             whole_tables=list(whole_tables),
             all_tables=all_tables or not seeds,
+            virtual_references=[*policy.virtual_references, *virtual_references],
         )
         named = [*plan.order, *(catalog.qualify(t) for t in policy.rules())]
         every = catalog.columns(

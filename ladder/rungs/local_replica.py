@@ -241,6 +241,7 @@ def check_source(
             caps=settings.caps,
             whole_tables=settings.whole_tables,
             all_tables=env.staging is not None,
+            virtual_references=settings.virtual_references,
         )
     except PostgresError as exc:
         return [("note", f"{where('policy')}: {skipped}{exc}")]

@@ -7,11 +7,11 @@ import time
 from typing import Annotated, Any
 
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 
 from cli.errors import LadderGroup
 from ladder.errors import ConfigError
-from ladder.secrets import describe_server
 from ladder.settings import settings
 
 app = typer.Typer(
@@ -20,31 +20,53 @@ app = typer.Typer(
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """``NAME=VALUE`` pairs; VALUE is JSON when it parses (``[1,2]``, ``42``), a list of integers
-    when it is ``1,2,3``, else the string itself."""
+    """``NAME=VALUE`` pairs. VALUE is JSON when it parses (``[1,2]``, ``42``, ``"x"``), a list of
+    integers when it is ``1,2,3``, else the string itself. A NAME given again adds its values to a
+    list (``--param ids=1 --param ids=2`` is ``[1, 2]``). One value used in ``ANY(:ids)`` is bound
+    as a one-element array by the seed (see ``ladder.replica.subset.seeds``)."""
     out: dict[str, Any] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep or not name.strip().isidentifier():
-            raise ConfigError(f"--param {pair!r}: expected NAME=VALUE, e.g. user_ids=[1,2,3]")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise ConfigError(f"--param {pair!r}: expected NAME=VALUE, e.g. user_ids=1,2,3")
+        parsed: Any
         try:
-            out[name.strip()] = json.loads(value)
+            parsed = json.loads(value)
         except ValueError:
             parts = value.split(",")
             if len(parts) > 1 and all(p.strip().lstrip("-").isdigit() for p in parts):
-                out[name.strip()] = [int(p) for p in parts]
+                parsed = [int(p) for p in parts]
             else:
-                out[name.strip()] = value
+                parsed = value
+        if name in out:
+            before = out[name] if isinstance(out[name], list) else [out[name]]
+            parsed = [*before, *(parsed if isinstance(parsed, list) else [parsed])]
+        out[name] = parsed
     return out
 
 
-def _distinct(source: str, target: str) -> None:
-    """Refuse a target that is the source database: the copy would replace what it reads."""
-    if describe_server(source) == describe_server(target):
-        raise ConfigError(
-            f"--source and --target name the same database ({describe_server(source)}): "
-            "the replica would replace the data it is copied from"
-        )
+def sandbox_key(source_dsn: str) -> tuple[SecretStr, str] | None:
+    """The sandbox's pseudonymization key and where it lives, when ``source_dsn`` is the sandbox's
+    production database (compared by what the servers say); else None."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from ladder import sandbox
+    from ladder.errors import SandboxError
+    from ladder.replica.guard import same_database
+
+    try:
+        info = sandbox.status()
+    except SandboxError:  # a damaged sandbox is not this copy's business
+        return None
+    if info is None or not info.running:
+        return None
+    mine, theirs = conninfo_to_dict(source_dsn), conninfo_to_dict(info.production_dsn)
+    if str(mine.get("port") or 5432) != str(theirs.get("port") or 5432):
+        return None  # not the sandbox's server: no need to ask it
+    if not same_database(source_dsn, info.production_dsn):
+        return None
+    return SecretStr(info.pseudonym_key), str(info.directory / sandbox.KEY_FILE)
 
 
 class _Bars:
@@ -100,7 +122,8 @@ def create(
         str | None,
         typer.Option(
             "--target",
-            help="target DSN; its database is created or replaced; env LADDER_TARGET_DSN",
+            help="target DSN; its database is created, or replaced when Ladder made it (see"
+            " --replace); never the source's; env LADDER_TARGET_DSN",
         ),
     ] = None,
     policy: Annotated[str | None, typer.Option("--policy", help="sanitization policy YAML")] = None,
@@ -110,9 +133,25 @@ def create(
     ] = None,
     param: Annotated[
         list[str] | None,
-        typer.Option("--param", help="NAME=VALUE bound into the seeds (repeatable)"),
+        typer.Option(
+            "--param",
+            help="NAME=VALUE bound into the seeds as :NAME (repeatable). One value or many:"
+            " user_ids=877, user_ids=1,2,3, user_ids='[1,2]', or --param user_ids=1 --param"
+            " user_ids=2; ANY(:user_ids) takes any of them. Strings as they are, or JSON",
+        ),
+    ] = None,
+    whole: Annotated[
+        list[str] | None,
+        typer.Option("--whole", help="copy this table whole, e.g. a lookup table (repeatable)"),
     ] = None,
     all_tables: Annotated[bool, typer.Option("--all", help="copy every table whole")] = False,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="replace a target database that exists and Ladder did not make (needed once)",
+        ),
+    ] = False,
     schema: Annotated[
         list[str] | None,
         typer.Option(
@@ -143,11 +182,15 @@ def create(
     found = settings()
     source_dsn = found.dsn("source", source, "--source")
     target_dsn = found.dsn("target", target, "--target")
-    _distinct(source_dsn, target_dsn)
     params = parse_params(param or [])
+    from ladder.replica.guard import refuse_same_text
     from ladder.replica.pipeline import create_replica
 
+    refuse_same_text(source_dsn, target_dsn)  # before anything is said or asked of a server
     out = err if as_json else Console(highlight=False)
+    key = sandbox_key(source_dsn)
+    if key is not None:
+        out.print(f"using the sandbox's pseudonymization key ({key[1]})", soft_wrap=True)
     bars = _Bars(err)
     with bars:
         result = create_replica(
@@ -163,6 +206,9 @@ def create(
             schemas=schema or ["public"],
             progress=bars,
             plan_printer=lambda text: out.print(text, soft_wrap=True, markup=False),
+            whole_tables=whole or [],
+            key=key[0] if key else None,
+            replace=replace,
         )
     summary = {
         "target": result.target,

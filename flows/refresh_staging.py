@@ -6,6 +6,12 @@ whole shape of production, not one incident's rows) through the same pipeline as
 great-expectations gate, and the atomic swap into staging's database name. ``keep_previous``
 earlier copies of staging are kept (``<db>__prev_<time>``), older ones dropped. Rows, time and
 throughput per table are published as a table artifact.
+
+Staging's database is replaced only when Ladder made it (its ``ladder replica`` comment, written
+on every copy, see :mod:`ladder.replica.guard`). The first refresh of a staging database made by
+someone else is refused; run it once with ``replace=True`` (a one-off run from the UI or
+``prefect deployment run refresh-staging/refresh-staging -p replace=true``); the schedule never
+passes it. A staging DSN that reaches the production database is refused whatever ``replace``.
 """
 
 from __future__ import annotations
@@ -24,7 +30,10 @@ from tasks.naming import lease_owner
 
 @flow(name="refresh-staging", description="Sanitized production data into staging.")
 def refresh_staging(
-    runbook: str = "runbooks/demo.yaml", keep_previous: int = 1, sandbox_dir: str | None = None
+    runbook: str = "runbooks/demo.yaml",
+    keep_previous: int = 1,
+    sandbox_dir: str | None = None,
+    replace: bool = False,
 ) -> dict[str, Any]:
     """Replace staging's database with a sanitized, validated copy of the production replica.
 
@@ -36,6 +45,8 @@ def refresh_staging(
             `<db>__prev_<time>`); older ones are dropped. 0 keeps none.
         sandbox_dir: On the sandbox environment, the sandbox's directory (default:
             LADDER_SANDBOX_DIR, else the sandbox in Ladder's state directory).
+        replace: Replace staging's database even though Ladder did not make it: needed once,
+            for the first refresh of an existing staging database.
     """
     logger = get_run_logger()
     loaded = load_runbook(runbook)
@@ -62,6 +73,7 @@ def refresh_staging(
         owner=lease_owner(),
         plan_printer=logger.info,
         key=env.pseudonym_key,
+        replace=replace,
     )
     rows = result.throughput()
     rows.append(

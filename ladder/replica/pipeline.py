@@ -42,7 +42,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import SecretStr
 
 from ladder.connectors import pg_catalog as catalog
-from ladder.connectors.postgres import connect, create_database, with_dbname
+from ladder.connectors.postgres import connect, with_dbname
 from ladder.errors import ConfigError, PolicyError
 from ladder.leases import LeaseLedger
 from ladder.replica.copy import Progress, TableCopy, copy_tables
@@ -53,6 +53,7 @@ from ladder.replica.gate import (
     measure_foreign_keys,
     measure_rows,
 )
+from ladder.replica.guard import check_target, create_marked, read_only_dsn, refuse_same_text
 from ladder.replica.result import ReplicaResult
 from ladder.replica.schema import (
     dump_schema,
@@ -66,7 +67,7 @@ from ladder.replica.subset.graph import ForeignKey
 from ladder.replica.subset.virtual import VirtualReference
 from ladder.replica.swap import new_database_name, swap, target_dbname
 from ladder.sanitize.policy import Policy, check_policy, load_policy, raise_for_errors
-from ladder.secrets import redact_dsn
+from ladder.secrets import describe_server, redact_dsn
 from ladder.settings import settings
 
 PlanPrinter = Callable[[str], None]
@@ -105,6 +106,7 @@ def create_replica(
     schemas: Sequence[str] = SCHEMAS,
     key: SecretStr | None = None,
     virtual_references: Sequence[VirtualReference] = (),
+    replace: bool = False,
 ) -> ReplicaResult:
     """Copy a sanitized subset (or, with ``all_tables``, everything) of ``source_dsn`` into the
     database ``target_dsn`` names, replacing it atomically if it exists.
@@ -118,13 +120,16 @@ def create_replica(
     ``schemas``: where unqualified table names are looked up and what ``all_tables`` copies;
     a qualified name (``app.badges``) and foreign keys reach any schema. ``key``: the
     pseudonymization key to use instead of the one the policy's ``key`` reference names (the
-    sandbox's own key comes this way, as data, never through the environment).
+    sandbox's own key comes this way, as data, never through the environment). ``replace``:
+    replace a target database Ladder did not make (see :mod:`ladder.replica.guard`, which
+    also refuses a target that is the source; the source is read with read-only sessions).
     ``virtual_references`` (with the policy's) are followed like foreign keys.
     """
     if statement_timeout is not None and statement_timeout < 0:
         raise ConfigError(
             f"the statement timeout must be 0 (none) or more seconds, not {statement_timeout}"
         )
+    refuse_same_text(source_dsn, target_dsn)  # before anything else: a plain mistake, said first
     started = time.perf_counter()
     clock = _StepClock()
     if not all_tables:
@@ -135,10 +140,14 @@ def create_replica(
     owner = owner or default_owner()
     ledger = ledger or LeaseLedger()
     ref = server_ref or lease_server(target_dsn)
+    source_dsn = read_only_dsn(source_dsn)  # every session on the source: psycopg, psql, pg_dump
     with (
         connect(source_dsn, autocommit=True) as src,
         tempfile.TemporaryDirectory(prefix="ladder-replica-") as tmp,
     ):
+        found = check_target(source_dsn, target_dsn, target, replace=replace, source_conn=src)
+        if plan_printer:
+            plan_printer(f"source and target told apart by the servers: {found.source.method}")
         _limit_statements(src, None if all_tables else statement_timeout)
         plan = build_plan(
             src,
@@ -167,7 +176,7 @@ def create_replica(
                 description=f"replica being loaded for {target}",
             )
             try:
-                create_database(target_dsn, new)
+                create_marked(target_dsn, new, f"copy of {describe_server(source_dsn)}")
                 ledger.activate(lease.id)
                 new_dsn = with_dbname(target_dsn, new)
                 entries = Path(tmp) / "schema.list"
@@ -222,7 +231,7 @@ def create_replica(
             result = judge(measured.checks + fk_checks)
             clock.lap("gate")
             enforce(result)
-            previous = swap(target_dsn, new, target, keep_previous)
+            previous = swap(target_dsn, new, target, keep_previous, replace=replace)
             clock.lap("swap")
         except BaseException:
             ledger.revert(lease.id)

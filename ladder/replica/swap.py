@@ -17,6 +17,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from ladder.connectors.postgres import connect, with_dbname
 from ladder.errors import ConfigError
+from ladder.replica.guard import MARK, is_marked
 
 MAX_NAME = 63  # PostgreSQL's identifier limit (bytes)
 NEW_MARK = "__ladder_"
@@ -47,17 +48,29 @@ def _previous_name(target: str) -> str:
     return _with_suffix(target, f"{PREV_MARK}{datetime.now(UTC).strftime('%Y%m%d%H%M%S%f')}")
 
 
-def swap(server_dsn: str, new: str, target: str, keep_previous: int = 0) -> list[str]:
+def swap(
+    server_dsn: str, new: str, target: str, keep_previous: int = 0, *, replace: bool = False
+) -> list[str]:
     """Put database ``new`` in the place of ``target`` atomically; returns the previous copies kept.
 
     The old target (if any) becomes ``<target>__prev_<utc time>``; copies beyond the newest
-    ``keep_previous`` are dropped. Connections to the old target are closed first.
+    ``keep_previous`` are dropped. Connections to the old target are closed first. An old
+    target without Ladder's mark (one made since :func:`~ladder.replica.guard.check_target`
+    looked) is refused unless ``replace``.
     """
     if keep_previous < 0:
         raise ConfigError(f"keep_previous must be 0 or more, not {keep_previous}")
     admin = with_dbname(server_dsn, "postgres")
     with connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [target]).fetchone()
+        exists = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            [target],
+        ).fetchone()
+        if exists and not replace and not is_marked(exists[0]):
+            raise ConfigError(
+                f"the target database {target!r} appeared during the copy and Ladder did not"
+                f" make it (no '{MARK}' comment on it): pass --replace to replace it anyway"
+            )
         prev = _previous_name(target)
         if exists:
             conn.execute(

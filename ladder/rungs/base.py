@@ -99,6 +99,9 @@ Finding = tuple[Literal["error", "warning"], str]
 #: ``where("policy")`` -> ``"runbook.yaml:12: rungs.local_replica.policy"``, for a finding's start.
 Where = Callable[..., str]
 Check = Callable[[Any, "LoadedRunbook", Where], list[Finding]]
+#: Like :data:`Check`, against the live environment: ``("note", ...)`` says what was skipped.
+LiveFinding = tuple[Literal["error", "warning", "note"], str]
+LiveCheck = Callable[[Any, "LoadedRunbook", "Environment", Where], list[LiveFinding]]
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,8 @@ class Rung:
     as a Prefect task named after the rung, with ``retries``; ``task`` names a task of the rung's
     own instead (``"tasks.module:function"``, same signature as ``run``) when it needs more of
     Prefect. ``hands_over`` says the rung gives the engineer something live, to be held.
-    ``check`` adds rung-specific findings to ``ladder runbook check``.
+    ``check`` adds rung-specific findings to ``ladder runbook check``; ``check_live`` adds those
+    that need the live environment (a database), run only by ``ladder runbook check``.
     """
 
     number: int
@@ -132,6 +136,7 @@ class Rung:
     retries: int = 0
     hands_over: bool = False
     check: Check | None = None
+    check_live: LiveCheck | None = None
 
     @property
     def built(self) -> bool:

@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from ladder.errors import ConfigError
+from ladder.errors import ConfigError, PostgresError
 from ladder.replica.references import VirtualReference
 from ladder.rungs.base import (
     ClimbState,
     Finding,
     Held,
+    LiveFinding,
     Minutes,
     Need,
     Rung,
@@ -25,10 +26,10 @@ from ladder.rungs.base import (
     RungSettings,
     Where,
 )
-from ladder.secrets import Dsn, resolve_dsn, without_password
+from ladder.secrets import BlockRef, Dsn, resolve_dsn, without_password
 
 if TYPE_CHECKING:
-    from ladder.config import LoadedRunbook
+    from ladder.config import Environment, LoadedRunbook
 
 
 class LocalReplicaSettings(RungSettings):
@@ -207,6 +208,58 @@ def check(settings: LocalReplicaSettings, loaded: LoadedRunbook, where: Where) -
     return []
 
 
+def check_source(
+    settings: LocalReplicaSettings, loaded: LoadedRunbook, env: Environment, where: Where
+) -> list[LiveFinding]:
+    """The policy against the live source, for the tables the seeds reach (every table when the
+    environment has staging: refresh-staging copies them all with this policy). A source that
+    cannot be reached is a note saying the check was skipped, not a failure."""
+    from ladder.errors import LadderError
+    from ladder.replica.preflight import policy_findings
+    from ladder.sanitize.policy import load_policy
+
+    if settings.policy is None:
+        return []
+    skipped = "policy not checked against the source: "
+    if env.production_db is None:
+        return [("note", f"{where('policy')}: {skipped}the environment has no production_db")]
+    if isinstance(env.production_db.dsn, BlockRef) and not _prefect_api_url():
+        # reading the block would start a Prefect server of its own: not for a check
+        return [("note", f"{where('policy')}: {skipped}the source DSN is in a Prefect Secret"
+                 " block and PREFECT_API_URL is not set")]  # fmt: skip
+    try:
+        policy = load_policy(loaded.resolve(settings.policy))
+        source = resolve_dsn(env.production_db.dsn)
+    except LadderError as exc:
+        return [("note", f"{where('policy')}: {skipped}{exc}")]
+    try:
+        findings = policy_findings(
+            source,
+            policy,
+            seeds=settings.seeds,
+            depth=settings.child_depth,
+            caps=settings.caps,
+            whole_tables=settings.whole_tables,
+            all_tables=env.staging is not None,
+            virtual_references=settings.virtual_references,
+        )
+    except PostgresError as exc:
+        return [("note", f"{where('policy')}: {skipped}{exc}")]
+    out: list[LiveFinding] = [
+        (f.severity, f"{f.location or where('policy')}: {f.message} [{f.code}]") for f in findings
+    ]
+    if not out:
+        out.append(("note", f"{where('policy')}: the policy covers every column the copy reads"))
+    return out
+
+
+def _prefect_api_url() -> str | None:
+    """The Prefect API this process would talk to (environment or profile), if any."""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value()
+
+
 RUNG = Rung(
     number=2,
     name="local_replica",
@@ -218,4 +271,5 @@ RUNG = Rung(
     run=run,
     hands_over=True,
     check=check,
+    check_live=check_source,
 )

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from ladder.connectors.postgres import connect, create_database
 from ladder.errors import PostgresError, SandboxError
 from ladder.incident import Incident
+from ladder.replica.guard import create_marked
 from ladder.sandbox.cluster import Cluster
 from ladder.sandbox.limits import DEFAULT_REQUESTS, MIN_REQUESTS, MIN_USERS
 from ladder.settings import settings
@@ -151,7 +152,7 @@ def _build(
     cluster.start()
     dsns = _dsns(cluster)
     create_database(cluster.dsn(), PRODUCTION_DB)
-    create_database(cluster.dsn(), STAGING_DB)
+    create_marked(cluster.dsn(), STAGING_DB, "the sandbox's staging, empty until refresh-staging")
     say(f"seeding {PRODUCTION_DB} with {users:,} users")
     from ladder.sandbox.railslogs import write_logs
     from ladder.sandbox.seed import seed_shop

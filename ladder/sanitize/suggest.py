@@ -17,6 +17,29 @@ from ladder.sanitize.policy import ID_NAME, looks_like_pii
 RuleSpec = str | dict[str, Any]
 
 _PHONE = re.compile(r"^\+?[\d\s().\-]{7,20}$")
+# Shapes of identifiers that a phone test would take for phone numbers, and of URLs.
+_TAX_ID = re.compile(
+    r"^(\d{3}-\d{2}-\d{4}|\d{2}-\d{7}|9\d{2}-[78]\d-\d{4}"  # US SSN, EIN, ITIN
+    r"|[A-Z]{2}\d{8,12}|\d{3}\.\d{3}\.\d{3}-\d{2}|\d{2}\.\d{3}\.\d{3}/\d{4}-\d{2}"  # VAT, CPF, CNPJ
+    r"|[A-CEGHJ-PR-TW-Z]{2}\d{6}[A-D]|\d{3}[ -]\d{3}[ -]\d{3})$"  # UK NINO, Canada SIN
+)
+_IBAN = re.compile(r"^[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}$")
+_URL = re.compile(r"^(https?|ftp)://\S+$", re.I)
+# Columns that identify a person or an account however they look: hashed (keyed, so joins and
+# uniqueness survive), or dropped where the value has no use once it is someone else's.
+_SECRET = re.compile(
+    r"token|password|passwd|secret|digest|salt|otp|api_?key|(^|_)(card_number|pan|cvv|pin)(_|$)"
+)
+_NATIONAL_ID = re.compile(
+    r"(^|_)(tax_?(id|number|no|code)|tin|itin|ein|vat(_?(id|number|no))?|ssn|social_security"
+    r"(_number)?|sin|nino|national_?(id|insurance|number)|passport(_?(no|number))?|"
+    r"driver_?s?_?licen[cs]e(_?(no|number))?|id_?(card|number)|personal_?(id|number)|"
+    r"cpf|cnpj|nif|nie|curp|rfc|bsn|pesel|aadhaar|pan_number)(_|$)"
+)
+_BANK = re.compile(r"(^|_)(iban|bic|swift(_code)?|bank_?account(_?(no|number))?|account_?number"
+                   r"|routing(_?number)?|sort_?code)(_|$)")  # fmt: skip
+_URL_NAME = re.compile(r"(^|_)(url|uri|website|homepage|web_?site|link|avatar|photo)(_|$)|_url$")
+_POSTAL = re.compile(r"(^|_)(zip|zip_?code|postal_?code|post_?code|postcode|plz|cep)(_|$)")
 _PERSON_TABLE = re.compile(
     r"(user|customer|person|people|member|employee|contact|account|author|admin|profile|"
     r"patient|client|student|staff|owner|subscriber|recipient)s?$"
@@ -30,12 +53,7 @@ _BY_NAME: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(^|_)(full_?name|display_?name|contact_?name|real_?name)(_|$)"), "name"),
     (re.compile(r"(^|_)(address|street|address_line_?\d?)(_|$)|address"), "address"),
     (re.compile(r"(^|_)ip(_|$)|ip_?address"), "ip"),
-    (
-        re.compile(
-            r"token|password|passwd|secret|digest|salt|otp|api_?key|(^|_)(ssn|card_number|iban)(_|$)"
-        ),
-        "hash",
-    ),
+    (_SECRET, "hash"),
 ]
 _WHAT = {"hash": "a secret or token (keyed hash)", "ip": "an IP address", "email": "an email"}
 _LONG_TEXT = re.compile(r"(^|_)(notes?|body|description|comments?|bio|message|content|text)(_|$)")
@@ -79,6 +97,17 @@ def guess_rule(table: str, col: Column, samples: list[str]) -> tuple[RuleSpec, s
     drop: RuleSpec = "null" if col.nullable else "keep"
     if col.is_pk:
         return "keep", "primary key"
+    for pattern, what in (
+        (_NATIONAL_ID, "a tax or national id"),
+        (_BANK, "a bank account (IBAN, account or routing number)"),
+    ):
+        if not pattern.search(name):
+            continue
+        if col.category in ("S", ""):
+            return "hash", f"named like {what} (keyed hash: joins and uniqueness survive)"
+        return drop, f"REVIEW: {col.type} named like {what}" + (
+            ", dropped" if col.nullable else ", kept because NOT NULL"
+        )
     if ID_NAME.search(name) and col.category != "S":
         return "keep", "identifier / foreign key"
     if col.type in ("json", "jsonb"):
@@ -93,6 +122,11 @@ def guess_rule(table: str, col: Column, samples: list[str]) -> tuple[RuleSpec, s
         if looks_like_pii(name):
             return drop, f"REVIEW: {col.type} named like PII"
         return "keep", col.type
+    if _SECRET.search(name):
+        return "hash", "named like " + _WHAT["hash"]
+    for pattern, what in ((_URL_NAME, "a URL"), (_POSTAL, "a postal code")):
+        if pattern.search(name):
+            return _drop_or_hash(col), f"named like {what}, which can point at a person"
     for pattern, transformer in _BY_NAME:
         if pattern.search(name):
             return transformer, "named like " + _WHAT.get(
@@ -102,6 +136,13 @@ def guess_rule(table: str, col: Column, samples: list[str]) -> tuple[RuleSpec, s
         if _PERSON_TABLE.search(table.rsplit(".", 1)[-1]):
             return "name", "a name in a table about people"
         return "keep", "REVIEW: a name, but not in a table about people"
+    for test, rule, what in (
+        (_TAX_ID.match, "hash", "tax or national ids"),
+        (_IBAN.match, "hash", "IBANs"),
+        (_URL.match, _drop_or_hash(col), "URLs"),
+    ):
+        if n and _share(samples, test) >= 0.8:
+            return rule, f"{_share(samples, test):.0%} of {n} sampled values look like {what}"
     for test, transformer, what in (
         (EMAIL.fullmatch, "email", "emails"),
         (_is_ip, "ip", "IP addresses"),
@@ -122,6 +163,11 @@ def guess_rule(table: str, col: Column, samples: list[str]) -> tuple[RuleSpec, s
     if _LONG_TEXT.search(name) or any(len(v) > 64 for v in samples):
         return scrub, "free text: scrubbed"
     return "keep", f"no PII seen in {n} sampled values"
+
+
+def _drop_or_hash(col: Column) -> RuleSpec:
+    """``null`` where the column allows it, else a keyed ``hash``."""
+    return "null" if col.nullable and not col.is_unique else "hash"
 
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")

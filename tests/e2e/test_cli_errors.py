@@ -102,7 +102,7 @@ CASES = {
     ),
     "same-source-and-target": Case(
         ("replica", "create", "--source", DEAD, "--target", DEAD, *ALL),
-        "--source and --target name the same database (127.0.0.1:{port}/shop)",
+        "the source and the target name the same database (127.0.0.1:{port}/shop)",
     ),
     "connection-refused": Case(
         ("policy", "suggest", "--source", DEAD),

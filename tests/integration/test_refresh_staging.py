@@ -92,6 +92,48 @@ def test_refresh_staging_swaps_keeps_previous_and_reports_throughput(
                 drop_database(pg_cluster.dsn(), db)
 
 
+def test_a_staging_database_ladder_did_not_make_is_replaced_only_with_replace(
+    prefect_server: str,
+    pg_cluster: Cluster,
+    production: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flows.refresh_staging import refresh_staging
+
+    monkeypatch.setenv("LADDER_PSEUDONYM_KEY", "refresh-test-key-0123456789")
+    monkeypatch.setenv("LADDER_HOME", str(tmp_path))
+    create_database(pg_cluster.dsn(), "refresh_foreign")
+    staging = pg_cluster.dsn("refresh_foreign")
+    with connect(staging) as conn:
+        conn.execute("CREATE TABLE hand_made (x int)")
+    env = {
+        "name": "e",
+        "production_db": {"dsn": production},
+        "staging": {"database": {"dsn": staging}},
+    }
+    runbook = str(_runbook(tmp_path, env))
+    try:
+        with pytest.raises(ConfigError, match=r"exists and Ladder did not make it.*--replace"):
+            refresh_staging(runbook=runbook)
+        with connect(staging) as conn:
+            assert (
+                conn.execute("SELECT to_regclass('public.hand_made')").fetchone()[0] == "hand_made"
+            )
+        refresh_staging(runbook=runbook, replace=True, keep_previous=0)
+        refresh_staging(runbook=runbook, keep_previous=0)  # Ladder's now: no replace needed
+        with connect(staging) as conn:
+            assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 120
+        # staging that is production is refused whatever replace says
+        same = {**env, "staging": {"database": {"dsn": production}}}
+        with pytest.raises(ConfigError, match="same database"):
+            refresh_staging(runbook=str(_runbook(tmp_path, same)), replace=True)
+    finally:
+        for db in _dbs(pg_cluster.dsn()):
+            if db.startswith("refresh_foreign"):
+                drop_database(pg_cluster.dsn(), db)
+
+
 def test_refresh_staging_fails_clearly_without_staging_or_policy(
     prefect_server: str, production: str, tmp_path: Path
 ) -> None:

@@ -307,6 +307,35 @@ def test_the_sandbox_key_reaches_the_replica_as_data_never_through_os_environ(
             drop_database(info.staging_dsn, f"key_{name}")
 
 
+def test_replica_create_against_the_sandbox_uses_its_key_and_says_so(
+    box: sandbox.SandboxInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No LADDER_PSEUDONYM_KEY anywhere: the sandbox's own key is used, in one line; the
+    sandbox's staging database carries Ladder's mark, so refreshing it needs no --replace."""
+    from ladder.connectors.postgres import drop_database, with_dbname
+    from ladder.replica.guard import marked
+
+    info = sandbox.load(box.directory)
+    assert marked(info.staging_dsn, "shop_staging") is True
+    monkeypatch.delenv("LADDER_PSEUDONYM_KEY", raising=False)
+    monkeypatch.setenv("LADDER_SANDBOX_DIR", str(box.directory))
+    target = with_dbname(info.staging_dsn, "key_cli")
+    try:
+        res = CliRunner().invoke(
+            app,
+            ["replica", "create", "--source", info.production_dsn, "--target", target,
+             "--policy", str(ROOT / "runbooks" / "policies" / "shop.yaml"),
+             "--seed", "users: id = ANY(:ids)", "--param", "ids=1"],
+        )  # fmt: skip
+        assert res.exit_code == 0, res.output
+        said = [
+            line for line in res.output.splitlines() if "sandbox's pseudonymization key" in line
+        ]
+        assert said == [f"using the sandbox's pseudonymization key ({box.directory}/pseudonym.key)"]
+    finally:
+        drop_database(info.staging_dsn, "key_cli")
+
+
 def test_down_stops_postgres_and_removes_the_directory(box: sandbox.SandboxInfo) -> None:
     pid = Cluster(box.directory / "pg").pid()
     assert pid is not None and _running(pid)

@@ -253,3 +253,44 @@ def test_a_rendered_draft_is_a_valid_policy(tmp_path):
     policy = load_policy(path)
     assert policy.rule("users", "on").transformer == "email"
     assert policy.rule("audit.events", "payload").options == {"value": "x"}
+
+
+@pytest.mark.parametrize(
+    ("column", "samples", "expected"),
+    [
+        # tax and national ids: by name, and by shape where the name says nothing
+        (col("tax_id"), ["12-3456789", "98-7654321"], "hash"),
+        (col("vat_number"), [], "hash"),
+        (col("ssn"), ["123-45-6789"], "hash"),
+        (col("national_id", unique=True), [], "hash"),
+        (col("passport_number"), [], "hash"),
+        (col("drivers_license"), [], "hash"),
+        (col("tax_id", "bigint"), [], "null"),  # not a foreign key: a number named like a tax id
+        (col("reference"), ["123-45-6789", "987-65-4321", "555-12-3456"], "hash"),
+        (col("reference"), ["12-3456789", "98-7654321"], "hash"),
+        # IBANs and bank accounts
+        (col("iban"), [], "hash"),
+        (col("bank_account_number"), [], "hash"),
+        (col("payout_to"), ["DE89370400440532013000", "GB29 NWBK 6016 1331 9268 19"], "hash"),
+        # URLs and postal codes: dropped where allowed, else hashed
+        (col("website"), [], "null"),
+        (col("avatar_url", nullable=False), [], "hash"),
+        (col("source"), ["https://linkedin.com/in/ann", "http://ann.example/me"], "null"),
+        (col("zip"), ["12345"], "null"),
+        (col("postal_code", nullable=False), ["SW1A 1AA"], "hash"),
+        # secrets by name
+        (col("password_digest"), [], "hash"),
+        (col("session_token"), [], "hash"),
+        (col("api_key"), [], "hash"),
+        (col("confirmation_token", unique=True), [], "hash"),
+        # still phones and keeps
+        (col("contact"), ["555-867-5309", "(212) 555-0100"], "phone"),
+        (col("status"), ["paid", "shipped"], "keep"),
+    ],
+)
+def test_suggestions_know_ids_banks_urls_postal_codes_and_secrets(column, samples, expected):
+    rule, reason = guess_rule("public.customers", column, samples)
+    assert rule == expected, reason
+    assert "phone" not in reason or expected == "phone"
+    for value in samples:
+        assert value not in reason

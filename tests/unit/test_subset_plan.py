@@ -253,3 +253,12 @@ def test_plan_prints_and_describes_before_execution() -> None:
 def test_unqualified_seed_tables_are_looked_up_in_the_schemas_in_order() -> None:
     plan = plan_subset(shop(), ["events: id = 1"], schemas=["public", "audit"], depth=0)
     assert plan.seeds == (Seed("audit.events", "id = 1"),)
+
+
+def test_one_value_for_an_array_parameter_binds_as_a_one_element_array() -> None:
+    cond = compile_condition("id = ANY(:ids) AND kind = :kind AND x <> all ( :xs::bigint[] )")
+    assert cond.arrays == {"ids", "xs"}
+    bound = cond.bind({"ids": 877, "kind": "a", "xs": [1, 2]}, what="seed")
+    assert bound == {"ids": [877], "kind": "a", "xs": [1, 2]}
+    assert compile_condition("id = :ids OR f(:ids)").bind({"ids": 3}, what="s") == {"ids": 3}
+    assert compile_condition("note = 'ANY(:x)'").arrays == frozenset()

@@ -24,6 +24,8 @@ _SEED = re.compile(
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DOLLAR = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
 _FORBIDDEN = (";", "--", "/*")
+_ARRAY_BEFORE = re.compile(r"\b(?:ANY|ALL|SOME)\s*\(\s*$", re.I)  # ANY(:ids): an array
+_ARRAY_AFTER = re.compile(r"\s*(?:::\s*[\w\s]+\[\s*\]\s*)?\)")
 _EXAMPLE = "expected 'TABLE: CONDITION', e.g. 'users: id = :user_id'"
 
 
@@ -65,9 +67,11 @@ class Condition:
 
     query: sql.Composed
     params: tuple[str, ...]
+    arrays: frozenset[str] = frozenset()  # used as ANY(:name)/ALL(:name): one value is [value]
 
     def bind(self, values: Mapping[str, object], *, what: str) -> dict[str, object]:
-        """The parameter values this condition needs; names not supplied are an error."""
+        """The parameter values this condition needs; names not supplied are an error. A
+        single value of an array parameter (``ANY(:ids)`` with ``ids=877``) binds as ``[877]``."""
         missing = [p for p in self.params if p not in values]
         if missing:
             have = ", ".join(sorted(values)) or "none"
@@ -75,7 +79,11 @@ class Condition:
                 f"{what} needs parameter(s) {', '.join(missing)} that were not supplied "
                 f"(supplied: {have})"
             )
-        return {p: values[p] for p in self.params}
+        return {
+            p: [values[p]] if p in self.arrays and not isinstance(values[p], list | tuple)
+            else values[p]
+            for p in self.params
+        }  # fmt: skip
 
 
 def compile_condition(text: str) -> Condition:
@@ -87,6 +95,7 @@ def compile_condition(text: str) -> Condition:
             )
     parts: list[sql.Composable] = []
     names: list[str] = []
+    arrays: set[str] = set()
     chunk: list[str] = []
     depth = 0
     i, n = 0, len(text)
@@ -102,6 +111,8 @@ def compile_condition(text: str) -> Condition:
             i += 2
             continue
         if ch == ":" and (m := _NAME.match(text, i + 1)):
+            if _ARRAY_BEFORE.search("".join(chunk)) and _ARRAY_AFTER.match(text, m.end()):
+                arrays.add(m[0])
             parts.append(sql.SQL("".join(chunk).replace("%", "%%")))
             chunk = []
             parts.append(sql.Placeholder(m[0]))
@@ -117,7 +128,7 @@ def compile_condition(text: str) -> Condition:
     if depth != 0:
         raise ConfigError(f"seed condition {text!r} has unbalanced parentheses")
     parts.append(sql.SQL("".join(chunk).replace("%", "%%")))
-    return Condition(sql.Composed(parts), tuple(names))
+    return Condition(sql.Composed(parts), tuple(names), frozenset(arrays))
 
 
 def _dollar_tag(text: str, i: int) -> str | None:

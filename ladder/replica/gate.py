@@ -11,11 +11,11 @@ Checks:
   original in the same row (counted while the data streamed, for every row);
 * ``email_on_reserved_domain`` - every value of an ``email`` column is an address on a reserved
   domain (SQL, every row);
-* ``no_email_outside_reserved`` / ``no_card_number`` / ``no_phone_number`` - in every column
+* ``no_email_outside_reserved`` / ``no_card_number`` / ``no_phone_number`` /
+  ``no_national_id`` / ``no_iban`` / ``no_ip_address`` / ``no_token`` - in every column
   scrubbed as ``text``/``json`` and every kept column of type text/json/jsonb (sampled: the
-  first ``sample_rows`` rows that hold an ``@``, a ``%40`` or three digits in a row);
-  What an email, a card, a phone number and a reserved domain look like comes from
-  :mod:`ladder.sanitize.patterns`, the scrubber's own definitions;
+  first ``sample_rows`` rows that may hold one, ``MAY_HOLD_PII_SQL``). What each looks like
+  comes from :mod:`ladder.sanitize.patterns` (``PII_CHECKS``), the scrubber's own definitions;
 * ``foreign_key_resolves`` - no child row points at a missing parent (SQL anti-join);
 * ``row_count_matches_plan`` - the table holds exactly the rows the plan selected.
 """
@@ -33,15 +33,8 @@ from pydantic import BaseModel
 from ladder.connectors.postgres import connect
 from ladder.errors import ValidationGateError
 from ladder.replica.subset.graph import ForeignKey
-from ladder.sanitize.patterns import (
-    RESERVED_EMAIL_SQL,
-    has_card_number,
-    has_foreign_email,
-    has_phone_number,
-)
+from ladder.sanitize.patterns import MAY_HOLD_PII_SQL, PII_CHECKS, RESERVED_EMAIL_SQL
 
-# Values worth a closer look in Python: an email's @ (or %40) or a run of three digits.
-_MAY_HOLD_PII = "@|%40|[0-9]{3}"
 SCRUBBED = frozenset({"text", "json"})
 FREE_TEXT_TYPES = ("text", "json", "jsonb")
 SAMPLE_ROWS = 50_000
@@ -273,23 +266,16 @@ def _free_text(conn: psycopg.Connection, col: GateColumn, limit: int) -> list[Ga
             sql.SQL("SELECT {}::text FROM {} WHERE {}::text ~ %s LIMIT %s").format(
                 c, _ident(col.table), c
             ),
-            [_MAY_HOLD_PII, limit],
+            [MAY_HOLD_PII_SQL, limit],
         )
     ]
-    emails = sum(1 for v in values if has_foreign_email(v))
-    cards = sum(1 for v in values if has_card_number(v))
-    phones = sum(1 for v in values if has_phone_number(v))
     sampled = len(values) >= limit
     return [
         GateCheck(
-            check=name, table=col.table, column=col.column, failures=n, checked=len(values),
-            sampled=sampled,
+            check=name, table=col.table, column=col.column, checked=len(values), sampled=sampled,
+            failures=sum(1 for v in values if check(v)),
         )
-        for name, n in (
-            ("no_email_outside_reserved", emails),
-            ("no_card_number", cards),
-            ("no_phone_number", phones),
-        )
+        for name, check in PII_CHECKS.items()
     ]  # fmt: skip
 
 

@@ -16,6 +16,7 @@ subdomains, and names under .test, .example, .invalid and .localhost.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 # --- reserved domains ----------------------------------------------------------------------------
@@ -74,7 +75,7 @@ def has_foreign_email(text: str) -> bool:
 # * 9 digits in groups ("123-45-6789", "046 454 286"): an SSN-like or national id;
 # * 7 digits as 3-4 ("555-1234"): a phone.
 #
-# Kept: fewer digits, 9-digit ids without separators, dates (a group that starts a date such as
+# Kept: fewer digits, decimal numbers (one dot), 9-digit ids without separators, dates (a group that starts a date such as
 # 2026-11-25, 25.11.2026 or 11/25/26 ends the run), times, versions, decimals, prices
 # ("1,299.00": a comma ends a run), numbers after a time's colon, numbers inside words or paths ("R123456789", "/v1/12345",
 # "ch_0050"), UUIDs, and runs of more than 19 digits.
@@ -90,12 +91,15 @@ NUMBER = re.compile(
     rf"{_EXT}?(?![\w]|[:.]\d)"
 )
 _EXT_TAIL = re.compile(_EXT + "$")
+_DECIMAL = re.compile(r"\d+\.\d+")
 _SEPARATED_3_4 = re.compile(r"\d{3}[ .\-]\d{4}")
 
 
 def classify_number(candidate: str) -> str | None:
     """``"card"``, ``"phone"``, ``"id"`` or None for a :data:`NUMBER` match (see above)."""
     core = _EXT_TAIL.sub("", candidate)
+    if _DECIMAL.fullmatch(core):
+        return None
     digits = sum(ch.isdigit() for ch in core)
     if core.startswith(("+", "00")) or (candidate != core and digits >= 7):
         return "phone" if 7 <= digits <= 17 else None  # international or with an extension
@@ -189,9 +193,14 @@ IPV4 = re.compile(
 JWT_GUARD = r"eyJ"
 JWT = re.compile(r"\beyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*")
 # Vendor keys with a known prefix (patterns, not secrets: Stripe, GitHub, GitLab, AWS, Slack, Google, SendGrid).
-VENDOR_TOKEN_GUARD = r"_live_|_test_|whsec_|gh[pousr]_|github_pat_|glpat-|AKIA|ASIA|xox|AIza|SG\."  # noqa: S105
+# Also OpenAI/Anthropic (sk-...), npm, Shopify, Mailgun (key-<hex>).
+VENDOR_TOKEN_GUARD = (
+    r"_live_|_test_|whsec_|gh[pousr]_|github_pat_|glpat-|AKIA|ASIA|xox|AIza|SG\.|sk-|npm_|shp|key-"  # noqa: S105
+)
 VENDOR_TOKEN = re.compile(
     r"\b(?:(?:sk|pk|rk)_(?:live|test)_[0-9A-Za-z]{8,}|whsec_[0-9A-Za-z]{16,}"
+    r"|sk-(?:[a-z]+-)?[\w-]{20,}|npm_[0-9A-Za-z]{36}|shp(?:at|ca|pa|ss)_[0-9a-fA-F]{32}"
+    r"|key-[0-9a-f]{32}"
     r"|gh[pousr]_[0-9A-Za-z]{20,}|github_pat_\w{20,}|glpat-[\w-]{20,}"
     r"|(?:AKIA|ASIA)[0-9A-Z]{16}|xox[abposr]-[0-9A-Za-z-]{10,}|AIza[\w-]{35}"
     r"|SG\.[\w-]{16,}\.[\w-]{16,})"
@@ -203,3 +212,66 @@ LONG_SECRET_GUARD = r"[A-Za-z0-9+/_\-]{32}"  # noqa: S105 - a pattern, not a sec
 LONG_SECRET = re.compile(r"(?<![\w+/=\-])[A-Za-z0-9+/_\-]{32,}={0,2}(?![\w+/=\-])")
 # Any token prefix at all: the scrubber's cheap "could a token step match?" test.
 TOKEN_PREFIXES = re.compile("|".join((JWT_GUARD, VENDOR_TOKEN_GUARD, AUTH_SCHEME_GUARD)))
+
+
+# --- what the gate looks for ---------------------------------------------------------------------
+
+_DOCUMENTATION_NETS = tuple(
+    ipaddress.ip_network(n)
+    for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+)
+
+
+def is_ip_address(candidate: str) -> bool:
+    """True for an IPv4/IPv6 address (an :data:`IPV6` match must parse and hold a digit:
+    ``Abc::Def`` is a Ruby constant)."""
+    if ":" in candidate and not any(ch.isdigit() for ch in candidate):
+        return False
+    try:
+        ipaddress.ip_address(candidate.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _reaches_someone(candidate: str) -> bool:
+    """An address that is not loopback, unspecified or in a documentation network (what the
+    ``ip`` transformer writes)."""
+    if not is_ip_address(candidate):
+        return False
+    addr = ipaddress.ip_address(candidate.split("%", 1)[0])
+    if addr.is_loopback or addr.is_unspecified:
+        return False
+    return not any(addr in net for net in _DOCUMENTATION_NETS if net.version == addr.version)
+
+
+def has_ip_address(text: str) -> bool:
+    return any(_reaches_someone(m[0]) for m in IPV4.finditer(text)) or any(
+        _reaches_someone(m[0]) for m in IPV6.finditer(text)
+    )
+
+
+def has_token(text: str) -> bool:
+    return bool(JWT.search(text) or VENDOR_TOKEN.search(text))
+
+
+# Check name -> test on one text, for the gate; every shape the scrubbers replace, but long
+# hex/base64 runs (digests a kept column may hold on purpose) and known values (per copy).
+PII_CHECKS = {
+    "no_email_outside_reserved": has_foreign_email,
+    "no_card_number": has_card_number,
+    "no_phone_number": has_phone_number,
+    "no_national_id": has_national_id,
+    "no_iban": has_iban,
+    "no_ip_address": has_ip_address,
+    "no_token": has_token,
+}
+# A PostgreSQL regex true for every text one of PII_CHECKS may flag (the gate samples those).
+MAY_HOLD_PII_SQL = "|".join(
+    ("@", "%40", "[0-9]{2}", "::", JWT_GUARD, VENDOR_TOKEN_GUARD.replace("\\.", "[.]"))
+)
+
+
+def find_pii(text: str) -> list[str]:
+    """The names of the :data:`PII_CHECKS` that ``text`` fails."""
+    return [name for name, check in PII_CHECKS.items() if check(text)]

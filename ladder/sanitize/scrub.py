@@ -21,7 +21,6 @@ value of a ``password=…``-style pair, or of a dict key whose name says secret 
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
 from collections.abc import Callable
 from typing import Any
@@ -105,14 +104,7 @@ def _iban(match: re.Match[str]) -> str:
 
 
 def _ipv6(match: re.Match[str]) -> str:
-    text = match[0]
-    if not any(ch.isdigit() for ch in text):  # "Abc::Def" is a Ruby constant, not an address
-        return text
-    try:
-        ipaddress.IPv6Address(text)
-    except ValueError:
-        return text
-    return "[IP]"
+    return "[IP]" if P.is_ip_address(match[0]) else match[0]
 
 
 def _secret(match: re.Match[str]) -> str:

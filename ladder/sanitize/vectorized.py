@@ -42,7 +42,8 @@ _DETECT = (
     r"eyJ[\w-]{5,}\.[\w-]{5,}\.",
     r"(?:sk|pk|rk)_(?:live|test)_[0-9A-Za-z]{8}|whsec_[0-9A-Za-z]{16}|gh[pousr]_[0-9A-Za-z]{20}"
     r"|github_pat_\w{20}|glpat-[\w-]{20}|(?:AKIA|ASIA)[0-9A-Z]{16}|xox[abposr]-[0-9A-Za-z-]{10}"
-    r"|AIza[\w-]{35}|SG\.[\w-]{16,}\.[\w-]{16}",
+    r"|AIza[\w-]{35}|SG\.[\w-]{16,}\.[\w-]{16}|sk-(?:[a-z]+-)?[\w-]{20}|npm_[0-9A-Za-z]{36}"
+    r"|shp(?:at|ca|pa|ss)_[0-9a-fA-F]{32}|key-[0-9a-f]{32}",
     r"(?:Bearer|Basic)" + _S + r"+[\w\-.~+/]{8}",
     r"[A-Za-z0-9._%+\-](?:@|%40)[A-Za-z0-9]",
     r"(?:^|[^\w:.])(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){7}"

@@ -16,6 +16,8 @@ Checks:
   scrubbed as ``text``/``json`` and every kept column of type text/json/jsonb (sampled: the
   first ``sample_rows`` rows that may hold one, ``MAY_HOLD_PII_SQL``). What each looks like
   comes from :mod:`ladder.sanitize.patterns` (``PII_CHECKS``), the scrubber's own definitions;
+* ``no_known_value`` - in the same columns, no original value of a transformed column of the
+  copy is left (:mod:`ladder.sanitize.known`, sampled: the first ``sample_rows`` rows);
 * ``foreign_key_resolves`` - no child row points at a missing parent (SQL anti-join);
 * ``row_count_matches_plan`` - the table holds exactly the rows the plan selected.
 """
@@ -33,6 +35,7 @@ from pydantic import BaseModel
 from ladder.connectors.postgres import connect
 from ladder.errors import ValidationGateError
 from ladder.replica.subset.graph import ForeignKey
+from ladder.sanitize.known import KnownValues
 from ladder.sanitize.patterns import MAY_HOLD_PII_SQL, PII_CHECKS, RESERVED_EMAIL_SQL
 
 SCRUBBED = frozenset({"text", "json"})
@@ -97,12 +100,15 @@ def run_gate(
     survivors: Mapping[str, Mapping[str, int]],
     *,
     sample_rows: int = SAMPLE_ROWS,
+    known: KnownValues | None = None,
 ) -> ValidationResult:
     """Measure every check on the loaded database ``target_dsn`` and let GX judge them.
 
     Returns the result whether it passed or not; :func:`enforce` turns a failure into an error.
     """
-    rows = measure_rows(target_dsn, columns, expected_rows, survivors, sample_rows=sample_rows)
+    rows = measure_rows(
+        target_dsn, columns, expected_rows, survivors, sample_rows=sample_rows, known=known
+    )
     return judge(rows.checks + measure_foreign_keys(target_dsn, fks, rows.counts))
 
 
@@ -113,6 +119,7 @@ def measure_rows(
     survivors: Mapping[str, Mapping[str, int]],
     *,
     sample_rows: int = SAMPLE_ROWS,
+    known: KnownValues | None = None,
 ) -> RowMeasures:
     """Every check but the foreign keys: survivors, row counts, emails and free text.
 
@@ -148,7 +155,7 @@ def measure_rows(
             if col.transformer in SCRUBBED or (
                 col.transformer == "keep" and col.sql_type in FREE_TEXT_TYPES
             ):
-                checks.extend(_free_text(conn, col, sample_rows))
+                checks.extend(_free_text(conn, col, sample_rows, known))
     return RowMeasures(checks, counts)
 
 
@@ -258,15 +265,23 @@ def _reserved_emails(conn: psycopg.Connection, col: GateColumn, rows: int) -> Ga
     )
 
 
-def _free_text(conn: psycopg.Connection, col: GateColumn, limit: int) -> list[GateCheck]:
+def _free_text(
+    conn: psycopg.Connection, col: GateColumn, limit: int, known: KnownValues | None
+) -> list[GateCheck]:
     c = sql.Identifier(col.column)
+    checks = dict(PII_CHECKS)
+    # A known name needs no digit or @: with known values, the sample is every row.
+    pattern = MAY_HOLD_PII_SQL
+    if known is not None and len(known):
+        checks["no_known_value"] = known.survives
+        pattern = ""
     values = [
         r[0]
         for r in conn.execute(
             sql.SQL("SELECT {}::text FROM {} WHERE {}::text ~ %s LIMIT %s").format(
                 c, _ident(col.table), c
             ),
-            [MAY_HOLD_PII_SQL, limit],
+            [pattern, limit],
         )
     ]
     sampled = len(values) >= limit
@@ -275,7 +290,7 @@ def _free_text(conn: psycopg.Connection, col: GateColumn, limit: int) -> list[Ga
             check=name, table=col.table, column=col.column, checked=len(values), sampled=sampled,
             failures=sum(1 for v in values if check(v)),
         )
-        for name, check in PII_CHECKS.items()
+        for name, check in checks.items()
     ]  # fmt: skip
 
 

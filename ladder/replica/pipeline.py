@@ -54,6 +54,7 @@ from ladder.replica.gate import (
     measure_foreign_keys,
     measure_rows,
 )
+from ladder.replica.known_values import add_known_values
 from ladder.replica.schema import (
     dump_schema,
     refresh_materialized_views,
@@ -207,6 +208,7 @@ def create_replica(
                 copies = [
                     _table_copy(subset, plan.table(t).table, columns[t], policy) for t in plan.order
                 ]
+                copies, known = add_known_values(source_dsn, subset.snapshot_id, copies, key_bytes)
                 copy_started = time.perf_counter()
                 stats = copy_tables(
                     source_dsn,
@@ -235,6 +237,7 @@ def create_replica(
                     _gate_columns(columns, policy),
                     counts,
                     {t: s.survivors for t, s in stats.items() if s.survivors},
+                    known=known,
                 )
                 restore_section(new_dsn, dump, "post-data", jobs=workers, entries=entries)
                 set_sequences(new_dsn)

@@ -97,7 +97,8 @@ _SEPARATED_3_4 = re.compile(r"\d{3}[ .\-]\d{4}")
 
 def classify_number(candidate: str) -> str | None:
     """``"card"``, ``"phone"``, ``"id"`` or None for a :data:`NUMBER` match (see above)."""
-    core = _EXT_TAIL.sub("", candidate)
+    has_ext = "x" in candidate or "X" in candidate or "#" in candidate  # "x", "ext", "#"
+    core = _EXT_TAIL.sub("", candidate) if has_ext else candidate
     if _DECIMAL.fullmatch(core):
         return None
     digits = sum(ch.isdigit() for ch in core)

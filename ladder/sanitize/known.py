@@ -10,9 +10,9 @@ Ann Smith" becomes "Call <the pseudonym users.name gave Ann Smith>".
 
 What is looked up (bounded memory, few false hits):
 
-* at most ``max_values`` originals (:data:`MAX_VALUES`, ~300 bytes of automaton each, i.e.
-  ~60 MB for 200,000 values with their lower-case variants); past the cap the rest are left to
-  the patterns and :attr:`KnownValues.truncated` says so;
+* at most ``max_values`` originals (:data:`MAX_VALUES`; the automaton takes ~850 bytes per value
+  with its lower-case and JSON forms: ~85 MB and ~1 s to build for 100,000 values); past the cap
+  the rest are left to the patterns and :attr:`KnownValues.truncated` says so (a warning);
 * originals of at least ``min_length`` characters (:data:`MIN_LENGTH`) holding a letter:
   digit-only values (phones, ids) are the patterns' business, and replacing a number inside a
   JSON document could break it;
@@ -38,7 +38,7 @@ from ladder.sanitize.scrub import FILTERED
 
 __all__ = ["COMMON_WORDS", "MAX_VALUES", "MIN_LENGTH", "KnownValues"]
 
-MAX_VALUES = 200_000
+MAX_VALUES = 100_000
 MIN_LENGTH = 4
 COMMON_WORDS = frozenset(
     """
@@ -57,6 +57,11 @@ def _has_letter(text: str) -> bool:
     return any(ch.isalpha() for ch in text)
 
 
+def _escape(text: str) -> str:
+    """``text`` as it appears inside a JSON string."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
 def _word_char(ch: str) -> bool:
     return ch.isalnum()
 
@@ -71,7 +76,6 @@ class KnownValues:
         self.truncated = False
         self._pairs: dict[str, str] = {}
         self._text: ahocorasick.Automaton | None = None
-        self._json: ahocorasick.Automaton | None = None
         self._outputs: ahocorasick.Automaton | None = None
 
     def __len__(self) -> int:
@@ -99,35 +103,46 @@ class KnownValues:
             self._pairs[original.strip()] = FILTERED if pseudonym is None else str(pseudonym)
 
     def freeze(self) -> KnownValues:
-        """Build the automata (text, and JSON-escaped for JSON documents)."""
-        self._text = self._build(lambda s: s)
-        self._json = self._build(lambda s: json.dumps(s, ensure_ascii=False)[1:-1])
-        self._outputs = ahocorasick.Automaton()
-        for pseudonym in set(self._pairs.values()):
-            self._outputs.add_word(pseudonym, (len(pseudonym), "\x00" * len(pseudonym)))
-        if len(self._outputs):
-            self._outputs.make_automaton()
-        return self
-
-    def _build(self, escape) -> ahocorasick.Automaton:  # type: ignore[no-untyped-def]
+        """Build the automaton: one for text and JSON (a value whose JSON-escaped form differs is
+        added in that form too, with its pseudonym escaped alike)."""
         automaton = ahocorasick.Automaton()
         for original, pseudonym in self._pairs.items():
             forms = {original}
             if " " in original or "@" in original:
                 forms.add(original.lower())
+            escaped = _escape(pseudonym)
             for form in forms:
-                key = escape(form)
-                if key not in automaton:
-                    automaton.add_word(key, (len(key), escape(pseudonym)))
+                if form not in automaton:
+                    automaton.add_word(form, (len(form), pseudonym, escaped))
+                key = _escape(form)
+                if key != form and key not in automaton:
+                    automaton.add_word(key, (len(key), escaped, escaped))
         if len(automaton):
             automaton.make_automaton()
-        return automaton
+        self._text = automaton
+        return self
 
-    def _hits(self, automaton: ahocorasick.Automaton, text: str) -> list[tuple[int, int, str]]:
+    def _written(self) -> ahocorasick.Automaton:
+        """The pseudonyms, as the copy wrote them (built on the gate's first call)."""
+        if self._outputs is None:
+            outputs = ahocorasick.Automaton()
+            for pseudonym in set(self._pairs.values()):
+                for form in {pseudonym, _escape(pseudonym)}:
+                    outputs.add_word(form, (len(form), "\x00" * len(form), ""))
+            if len(outputs):
+                outputs.make_automaton()
+            self._outputs = outputs
+        return self._outputs
+
+    def _hits(
+        self, automaton: ahocorasick.Automaton, text: str, json_text: bool = False
+    ) -> list[tuple[int, int, str]]:
         if not len(automaton):
             return []
         hits = []
-        for end, (length, replacement) in automaton.iter_long(text):
+        for end, (length, replacement, escaped) in automaton.iter_long(text):
+            if json_text:
+                replacement = escaped
             start = end + 1 - length
             if start > 0 and _word_char(text[start - 1]) and _word_char(text[start]):
                 continue
@@ -136,8 +151,10 @@ class KnownValues:
             hits.append((start, end + 1, replacement))
         return hits
 
-    def _replace_one(self, automaton: ahocorasick.Automaton, text: str) -> str:
-        hits = self._hits(automaton, text)
+    def _replace_one(
+        self, automaton: ahocorasick.Automaton, text: str, json_text: bool = False
+    ) -> str:
+        hits = self._hits(automaton, text, json_text)
         if not hits:
             return text
         out, pos = [], 0
@@ -150,7 +167,7 @@ class KnownValues:
     def replace(self, values: pa.Array, *, json_text: bool = False) -> pa.Array:
         """``values`` (strings; NULL stays NULL) with every known value replaced by its
         pseudonym; ``json_text``: the values are JSON documents (matched and written escaped)."""
-        automaton = self._json if json_text else self._text
+        automaton = self._text
         if automaton is None:
             raise RuntimeError("freeze() the known values first")
         if not len(automaton) or len(values) == 0:
@@ -161,7 +178,8 @@ class KnownValues:
         subset = values.filter(todo)
         distinct = pc.unique(subset)
         done = pa.array(
-            [self._replace_one(automaton, v) for v in distinct.to_pylist()], type=pa.string()
+            [self._replace_one(automaton, v, json_text) for v in distinct.to_pylist()],
+            type=pa.string(),
         )
         return pc.replace_with_mask(
             values, todo, done.take(pc.index_in(subset, value_set=distinct))
@@ -171,6 +189,6 @@ class KnownValues:
         """True when ``text`` still holds a known value (for the gate). The pseudonyms written
         by the copy are masked first: an original that is also some pseudonym (a last name the
         pools hold) is what the copy wrote, not a survivor."""
-        if self._text is None or self._outputs is None:
+        if self._text is None:
             raise RuntimeError("freeze() the known values first")
-        return bool(self._hits(self._text, self._replace_one(self._outputs, text)))
+        return bool(self._hits(self._text, self._replace_one(self._written(), text)))

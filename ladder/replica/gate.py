@@ -24,6 +24,7 @@ Checks:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,7 @@ from ladder.replica.subset.graph import ForeignKey
 from ladder.sanitize.known import KnownValues
 from ladder.sanitize.patterns import MAY_HOLD_PII_SQL, PII_CHECKS, RESERVED_EMAIL_SQL
 
+_MAY_HOLD_PII = re.compile(MAY_HOLD_PII_SQL)  # the same test in Python
 SCRUBBED = frozenset({"text", "json"})
 FREE_TEXT_TYPES = ("text", "json", "jsonb")
 SAMPLE_ROWS = 50_000
@@ -269,28 +271,30 @@ def _free_text(
     conn: psycopg.Connection, col: GateColumn, limit: int, known: KnownValues | None
 ) -> list[GateCheck]:
     c = sql.Identifier(col.column)
-    checks = dict(PII_CHECKS)
-    # A known name needs no digit or @: with known values, the sample is every row.
-    pattern = MAY_HOLD_PII_SQL
-    if known is not None and len(known):
-        checks["no_known_value"] = known.survives
-        pattern = ""
+    # A known name needs no digit or @: with known values, the sample is every row, and the
+    # pattern checks look only at the rows the SQL pre-filter would have let through.
+    with_known = known is not None and len(known) > 0
     values = [
         r[0]
         for r in conn.execute(
             sql.SQL("SELECT {}::text FROM {} WHERE {}::text ~ %s LIMIT %s").format(
                 c, _ident(col.table), c
             ),
-            [pattern, limit],
+            ["" if with_known else MAY_HOLD_PII_SQL, limit],
         )
     ]
+    suspects = [v for v in values if _MAY_HOLD_PII.search(v)] if with_known else values
+    counts = {name: sum(1 for v in suspects if check(v)) for name, check in PII_CHECKS.items()}
+    if with_known:
+        assert known is not None
+        counts["no_known_value"] = sum(1 for v in values if known.survives(v))
     sampled = len(values) >= limit
     return [
         GateCheck(
             check=name, table=col.table, column=col.column, checked=len(values), sampled=sampled,
-            failures=sum(1 for v in values if check(v)),
+            failures=n,
         )
-        for name, check in checks.items()
+        for name, n in counts.items()
     ]  # fmt: skip
 
 

@@ -40,13 +40,13 @@ from typing import IO
 
 import psycopg
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ladder.connectors.postgres import connect, find_bindir
 from ladder.errors import PostgresError
+from ladder.sanitize.blank import count_survivors
 from ladder.sanitize.fit import char_limit, fit
 from ladder.sanitize.registry import Transformer
 
@@ -384,8 +384,7 @@ def _transform_stream(
                 if (limit := char_limit(sql_type)) is not None:
                     new = fit(new, limit, f"{copy.name}.{name}", sql_type, t)
                 if name in copy.survival:
-                    same = pc.sum(pc.fill_null(pc.equal(arrays[i], new.cast(pa.string())), False))
-                    stats.survivors[name] += int(same.as_py() or 0)
+                    stats.survivors[name] += count_survivors(arrays[i], new)
                 arrays[i] = new
             if failure:
                 break

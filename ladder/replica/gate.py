@@ -11,17 +11,20 @@ Checks:
   original in the same row (counted while the data streamed, for every row);
 * ``email_on_reserved_domain`` - every value of an ``email`` column is an address on a reserved
   domain (SQL, every row);
-* ``no_email_outside_reserved`` / ``no_card_number`` / ``no_phone_number`` - in every column
+* ``no_email_outside_reserved`` / ``no_card_number`` / ``no_phone_number`` /
+  ``no_national_id`` / ``no_iban`` / ``no_ip_address`` / ``no_token`` - in every column
   scrubbed as ``text``/``json`` and every kept column of type text/json/jsonb (sampled: the
-  first ``sample_rows`` rows that hold an ``@``, a ``%40`` or three digits in a row);
-  What an email, a card, a phone number and a reserved domain look like comes from
-  :mod:`ladder.sanitize.patterns`, the scrubber's own definitions;
+  first ``sample_rows`` rows that may hold one, ``MAY_HOLD_PII_SQL``). What each looks like
+  comes from :mod:`ladder.sanitize.patterns` (``PII_CHECKS``), the scrubber's own definitions;
+* ``no_known_value`` - in the same columns, no original value of a transformed column of the
+  copy is left (:mod:`ladder.sanitize.known`, sampled: the first ``sample_rows`` rows);
 * ``foreign_key_resolves`` - no child row points at a missing parent (SQL anti-join);
 * ``row_count_matches_plan`` - the table holds exactly the rows the plan selected.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,15 +36,10 @@ from pydantic import BaseModel
 from ladder.connectors.postgres import connect
 from ladder.errors import ValidationGateError
 from ladder.replica.subset.graph import ForeignKey
-from ladder.sanitize.patterns import (
-    RESERVED_EMAIL_SQL,
-    has_card_number,
-    has_foreign_email,
-    has_phone_number,
-)
+from ladder.sanitize.known import KnownValues
+from ladder.sanitize.patterns import MAY_HOLD_PII_SQL, PII_CHECKS, RESERVED_EMAIL_SQL
 
-# Values worth a closer look in Python: an email's @ (or %40) or a run of three digits.
-_MAY_HOLD_PII = "@|%40|[0-9]{3}"
+_MAY_HOLD_PII = re.compile(MAY_HOLD_PII_SQL)  # the same test in Python
 SCRUBBED = frozenset({"text", "json"})
 FREE_TEXT_TYPES = ("text", "json", "jsonb")
 SAMPLE_ROWS = 50_000
@@ -104,12 +102,15 @@ def run_gate(
     survivors: Mapping[str, Mapping[str, int]],
     *,
     sample_rows: int = SAMPLE_ROWS,
+    known: KnownValues | None = None,
 ) -> ValidationResult:
     """Measure every check on the loaded database ``target_dsn`` and let GX judge them.
 
     Returns the result whether it passed or not; :func:`enforce` turns a failure into an error.
     """
-    rows = measure_rows(target_dsn, columns, expected_rows, survivors, sample_rows=sample_rows)
+    rows = measure_rows(
+        target_dsn, columns, expected_rows, survivors, sample_rows=sample_rows, known=known
+    )
     return judge(rows.checks + measure_foreign_keys(target_dsn, fks, rows.counts))
 
 
@@ -120,6 +121,7 @@ def measure_rows(
     survivors: Mapping[str, Mapping[str, int]],
     *,
     sample_rows: int = SAMPLE_ROWS,
+    known: KnownValues | None = None,
 ) -> RowMeasures:
     """Every check but the foreign keys: survivors, row counts, emails and free text.
 
@@ -155,7 +157,7 @@ def measure_rows(
             if col.transformer in SCRUBBED or (
                 col.transformer == "keep" and col.sql_type in FREE_TEXT_TYPES
             ):
-                checks.extend(_free_text(conn, col, sample_rows))
+                checks.extend(_free_text(conn, col, sample_rows, known))
     return RowMeasures(checks, counts)
 
 
@@ -272,31 +274,34 @@ def _reserved_emails(conn: psycopg.Connection, col: GateColumn, rows: int) -> Ga
     )
 
 
-def _free_text(conn: psycopg.Connection, col: GateColumn, limit: int) -> list[GateCheck]:
+def _free_text(
+    conn: psycopg.Connection, col: GateColumn, limit: int, known: KnownValues | None
+) -> list[GateCheck]:
     c = sql.Identifier(col.column)
+    # A known name needs no digit or @: with known values, the sample is every row, and the
+    # pattern checks look only at the rows the SQL pre-filter would have let through.
+    with_known = known is not None and len(known) > 0
     values = [
         r[0]
         for r in conn.execute(
             sql.SQL("SELECT {}::text FROM {} WHERE {}::text ~ %s LIMIT %s").format(
                 c, _ident(col.table), c
             ),
-            [_MAY_HOLD_PII, limit],
+            ["" if with_known else MAY_HOLD_PII_SQL, limit],
         )
     ]
-    emails = sum(1 for v in values if has_foreign_email(v))
-    cards = sum(1 for v in values if has_card_number(v))
-    phones = sum(1 for v in values if has_phone_number(v))
+    suspects = [v for v in values if _MAY_HOLD_PII.search(v)] if with_known else values
+    counts = {name: sum(1 for v in suspects if check(v)) for name, check in PII_CHECKS.items()}
+    if with_known:
+        assert known is not None
+        counts["no_known_value"] = sum(1 for v in values if known.survives(v))
     sampled = len(values) >= limit
     return [
         GateCheck(
-            check=name, table=col.table, column=col.column, failures=n, checked=len(values),
-            sampled=sampled,
+            check=name, table=col.table, column=col.column, checked=len(values), sampled=sampled,
+            failures=n,
         )
-        for name, n in (
-            ("no_email_outside_reserved", emails),
-            ("no_card_number", cards),
-            ("no_phone_number", phones),
-        )
+        for name, n in counts.items()
     ]  # fmt: skip
 
 

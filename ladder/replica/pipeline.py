@@ -54,6 +54,7 @@ from ladder.replica.gate import (
     measure_rows,
 )
 from ladder.replica.guard import check_target, create_marked, read_only_dsn, refuse_same_text
+from ladder.replica.known_values import add_known_values
 from ladder.replica.result import ReplicaResult
 from ladder.replica.schema import (
     dump_schema,
@@ -193,6 +194,7 @@ def create_replica(
                 copies = [
                     _table_copy(subset, plan.table(t).table, columns[t], policy) for t in plan.order
                 ]
+                copies, known = add_known_values(source_dsn, subset.snapshot_id, copies, key_bytes)
                 copy_started = time.perf_counter()
                 stats = copy_tables(
                     source_dsn,
@@ -221,6 +223,7 @@ def create_replica(
                     _gate_columns(columns, policy),
                     counts,
                     {t: s.survivors for t, s in stats.items() if s.survivors},
+                    known=known,
                 )
                 restore_section(new_dsn, dump, "post-data", jobs=workers, entries=entries)
                 set_sequences(new_dsn)

@@ -16,6 +16,7 @@ subdomains, and names under .test, .example, .invalid and .localhost.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 # --- reserved domains ----------------------------------------------------------------------------
@@ -62,11 +63,56 @@ def has_foreign_email(text: str) -> bool:
     return any(not is_reserved_domain(m["domain"]) for m in EMAIL.finditer(text))
 
 
-# --- cards and phones ----------------------------------------------------------------------------
+# --- numbers: cards, phones, national ids -----------------------------------------------------
 
-# 13-19 digits, starting 2-6, with optional space/dash groups; a card when Luhn-valid.
-CARD_GUARD = r"\d(?:[ \-]?\d){12}"
-CARD = re.compile(r"(?<![\w\-.])[2-6]\d{3}(?:[ \-]?\d){9,15}(?![\w\-]|\.\d)")
+# Fail closed: a number that has the shape of a card, a phone or an id is one. A run of digit
+# groups (separated by one space, dot, dash or slash; "(0)"/"(415)" groups; an optional "+" or
+# extension such as "x255", "ext. 12", "#3") is a candidate; :func:`classify_number` says what
+# its digits make it:
+#
+# * 13-19 digits, no "+": a card, Luhn-valid or not (an order id of card length is scrubbed too);
+# * "+" and 7-17 digits, or 10-15 digits (bare runs, "001-...", national formats): a phone;
+# * 9 digits in groups ("123-45-6789", "046 454 286"): an SSN-like or national id;
+# * 7 digits as 3-4 ("555-1234"): a phone.
+#
+# Kept: fewer digits, decimal numbers (one dot), 9-digit ids without separators, dates (a group that starts a date such as
+# 2026-11-25, 25.11.2026 or 11/25/26 ends the run), times, versions, decimals, prices
+# ("1,299.00": a comma ends a run), numbers after a time's colon, numbers inside words or paths ("R123456789", "/v1/12345",
+# "ch_0050"), UUIDs, and runs of more than 19 digits.
+_DATE = (
+    r"(?:\d{4}[\-/.]\d{1,2}[\-/.]\d{1,2}|\d{1,2}[\-/.]\d{1,2}[\-/.](?:19|20)\d\d"
+    r"|\d{1,2}/\d{1,2}/\d\d)(?!\d)"
+)
+_GROUP = rf"(?!{_DATE})(?:\(\d{{1,6}}\)|\d++)"
+_EXT = r"(?:[ \t]?(?i:x|ext\.?|extension|\#)[ \t]?\d{1,6})"
+NUMBER_GUARD = r"\d(?:[ \t.\-/()]*\d){6}"
+NUMBER = re.compile(
+    rf"(?<![\w.\-/+])(?<!\d:)(?:\+[ \t]?)?{_GROUP}(?:(?:[ \t]?[.\-/][ \t]?|[ \t])?{_GROUP})*"
+    rf"{_EXT}?(?![\w]|[:.]\d)"
+)
+_EXT_TAIL = re.compile(_EXT + "$")
+_DECIMAL = re.compile(r"\d+\.\d+")
+_SEPARATED_3_4 = re.compile(r"\d{3}[ .\-]\d{4}")
+
+
+def classify_number(candidate: str) -> str | None:
+    """``"card"``, ``"phone"``, ``"id"`` or None for a :data:`NUMBER` match (see above)."""
+    has_ext = "x" in candidate or "X" in candidate or "#" in candidate  # "x", "ext", "#"
+    core = _EXT_TAIL.sub("", candidate) if has_ext else candidate
+    if _DECIMAL.fullmatch(core):
+        return None
+    digits = sum(ch.isdigit() for ch in core)
+    if core.startswith(("+", "00")) or (candidate != core and digits >= 7):
+        return "phone" if 7 <= digits <= 17 else None  # international or with an extension
+    if 13 <= digits <= 19:
+        return "card"
+    if 10 <= digits <= 15:
+        return "phone"
+    if digits == 9 and not core.isdigit():
+        return "id"
+    if digits == 7 and _SEPARATED_3_4.fullmatch(core):
+        return "phone"
+    return None
 
 
 def luhn_valid(digits: str) -> bool:
@@ -81,31 +127,53 @@ def luhn_valid(digits: str) -> bool:
 
 
 def is_card_number(candidate: str) -> bool:
-    """True for a :data:`CARD` match that is a card: 13-19 digits, Luhn-valid (else an order id)."""
-    digits = re.sub(r"\D", "", candidate)
-    return 13 <= len(digits) <= 19 and luhn_valid(digits)
-
-
-def has_card_number(text: str) -> bool:
-    return any(is_card_number(m[0]) for m in CARD.finditer(text))
-
-
-# International (+CC ...), national trunk 0..., North American 3-3-4; a phone with 7-15 digits.
-PHONE_GUARD = r"\d[\d .\-()]{5,}\d"
-PHONE = re.compile(
-    r"(?<![\w+])\+\d{1,3}(?:[ .\-]?(?:\(\d{1,4}\)|\d{1,5})){1,6}(?![\w]|\.\d)"
-    r"|(?<![\w.+\-:/])0\d{2,4}[ .\-]\d{3,4}[ .\-]?\d{3,4}(?![\w.\-:])"
-    r"|(?<![\w.+\-:/])(?:1[ .\-])?(?:\(\d{3}\) ?|\d{3}[ .\-])\d{3}[ .\-]\d{4}(?![\w.\-:])"
-)
+    """True for a :data:`NUMBER` match with a card's 13-19 digits (Luhn or not: fail closed)."""
+    return classify_number(candidate) == "card"
 
 
 def is_phone_number(candidate: str) -> bool:
-    """True for a :data:`PHONE` match with a phone's number of digits."""
-    return 7 <= sum(ch.isdigit() for ch in candidate) <= 15
+    return classify_number(candidate) == "phone"
+
+
+def _has(kind: str, text: str) -> bool:
+    return any(classify_number(m[0]) == kind for m in NUMBER.finditer(text))
+
+
+def has_card_number(text: str) -> bool:
+    return _has("card", text)
 
 
 def has_phone_number(text: str) -> bool:
-    return any(is_phone_number(m[0]) for m in PHONE.finditer(text))
+    return _has("phone", text)
+
+
+# IBAN: country, check digits, 11-30 letters/digits (in groups of four or not), at least 8 of
+# them digits (no mod-97 check: fail closed).
+IBAN_GUARD = r"[A-Z]{2}\d{2}"
+IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])")
+
+
+def is_iban(candidate: str) -> bool:
+    bban = candidate.replace(" ", "")[4:]
+    return 11 <= len(bban) <= 30 and sum(ch.isdigit() for ch in bban) >= 8
+
+
+# National ids with letters: UK NINO ("QQ 12 34 56 C"), Spanish DNI/NIE ("12345678Z",
+# "X1234567L"), Italian codice fiscale ("RSSMRA85T10A562S"). Digit-only ids (SSN, SIN, BSN,
+# NIR, Steuer-ID, CPF) are numbers above.
+NATIONAL_ID_GUARD = r"[A-Z]{2} ?\d\d|\d{7}[ \-]?[A-Z]|[A-Z]{6}\d\d"
+NATIONAL_ID = re.compile(
+    r"\b(?:[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-Z]|(?:[XYZ][ \-]?\d{7}|\d{8})[ \-]?[A-Z]"
+    r"|[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z])\b"
+)
+
+
+def has_iban(text: str) -> bool:
+    return any(is_iban(m[0]) for m in IBAN.finditer(text))
+
+
+def has_national_id(text: str) -> bool:
+    return bool(NATIONAL_ID.search(text)) or _has("id", text)
 
 
 # --- addresses -----------------------------------------------------------------------------------
@@ -126,9 +194,14 @@ IPV4 = re.compile(
 JWT_GUARD = r"eyJ"
 JWT = re.compile(r"\beyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*")
 # Vendor keys with a known prefix (patterns, not secrets: Stripe, GitHub, GitLab, AWS, Slack, Google, SendGrid).
-VENDOR_TOKEN_GUARD = r"_live_|_test_|whsec_|gh[pousr]_|github_pat_|glpat-|AKIA|ASIA|xox|AIza|SG\."  # noqa: S105
+# Also OpenAI/Anthropic (sk-...), npm, Shopify, Mailgun (key-<hex>).
+VENDOR_TOKEN_GUARD = (
+    r"_live_|_test_|whsec_|gh[pousr]_|github_pat_|glpat-|AKIA|ASIA|xox|AIza|SG\.|sk-|npm_|shp|key-"  # noqa: S105
+)
 VENDOR_TOKEN = re.compile(
     r"\b(?:(?:sk|pk|rk)_(?:live|test)_[0-9A-Za-z]{8,}|whsec_[0-9A-Za-z]{16,}"
+    r"|sk-(?:[a-z]+-)?[\w-]{20,}|npm_[0-9A-Za-z]{36}|shp(?:at|ca|pa|ss)_[0-9a-fA-F]{32}"
+    r"|key-[0-9a-f]{32}"
     r"|gh[pousr]_[0-9A-Za-z]{20,}|github_pat_\w{20,}|glpat-[\w-]{20,}"
     r"|(?:AKIA|ASIA)[0-9A-Z]{16}|xox[abposr]-[0-9A-Za-z-]{10,}|AIza[\w-]{35}"
     r"|SG\.[\w-]{16,}\.[\w-]{16,})"
@@ -140,3 +213,66 @@ LONG_SECRET_GUARD = r"[A-Za-z0-9+/_\-]{32}"  # noqa: S105 - a pattern, not a sec
 LONG_SECRET = re.compile(r"(?<![\w+/=\-])[A-Za-z0-9+/_\-]{32,}={0,2}(?![\w+/=\-])")
 # Any token prefix at all: the scrubber's cheap "could a token step match?" test.
 TOKEN_PREFIXES = re.compile("|".join((JWT_GUARD, VENDOR_TOKEN_GUARD, AUTH_SCHEME_GUARD)))
+
+
+# --- what the gate looks for ---------------------------------------------------------------------
+
+_DOCUMENTATION_NETS = tuple(
+    ipaddress.ip_network(n)
+    for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+)
+
+
+def is_ip_address(candidate: str) -> bool:
+    """True for an IPv4/IPv6 address (an :data:`IPV6` match must parse and hold a digit:
+    ``Abc::Def`` is a Ruby constant)."""
+    if ":" in candidate and not any(ch.isdigit() for ch in candidate):
+        return False
+    try:
+        ipaddress.ip_address(candidate.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _reaches_someone(candidate: str) -> bool:
+    """An address that is not loopback, unspecified or in a documentation network (what the
+    ``ip`` transformer writes)."""
+    if not is_ip_address(candidate):
+        return False
+    addr = ipaddress.ip_address(candidate.split("%", 1)[0])
+    if addr.is_loopback or addr.is_unspecified:
+        return False
+    return not any(addr in net for net in _DOCUMENTATION_NETS if net.version == addr.version)
+
+
+def has_ip_address(text: str) -> bool:
+    return any(_reaches_someone(m[0]) for m in IPV4.finditer(text)) or any(
+        _reaches_someone(m[0]) for m in IPV6.finditer(text)
+    )
+
+
+def has_token(text: str) -> bool:
+    return bool(JWT.search(text) or VENDOR_TOKEN.search(text))
+
+
+# Check name -> test on one text, for the gate; every shape the scrubbers replace, but long
+# hex/base64 runs (digests a kept column may hold on purpose) and known values (per copy).
+PII_CHECKS = {
+    "no_email_outside_reserved": has_foreign_email,
+    "no_card_number": has_card_number,
+    "no_phone_number": has_phone_number,
+    "no_national_id": has_national_id,
+    "no_iban": has_iban,
+    "no_ip_address": has_ip_address,
+    "no_token": has_token,
+}
+# A PostgreSQL regex true for every text one of PII_CHECKS may flag (the gate samples those).
+MAY_HOLD_PII_SQL = "|".join(
+    ("@", "%40", "[0-9]{2}", "::", JWT_GUARD, VENDOR_TOKEN_GUARD.replace("\\.", "[.]"))
+)
+
+
+def find_pii(text: str) -> list[str]:
+    """The names of the :data:`PII_CHECKS` that ``text`` fails."""
+    return [name for name, check in PII_CHECKS.items() if check(text)]

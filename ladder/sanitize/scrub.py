@@ -1,13 +1,17 @@
 """Scrub PII and secrets out of free text and JSON-like values.
 
-Fails closed in spirit: a value that *might* be an email, a phone number, a card, an address, a
-token or a password is replaced by a placeholder. What is kept on purpose: ordinary words, dates,
-times and durations, Ruby constants and method names, ``file.rb:42`` frames, short numbers, order
-ids (card-length numbers that fail the Luhn check), UUID request ids and HTTP paths.
+Fails closed: a value that *might* be an email, a phone number, a card, an IBAN, a national id,
+an address, a token or a password is replaced by a placeholder; a card-shaped number is a card
+whether or not it passes the Luhn check, a bare run of 10-15 digits is a phone (so are Unix epoch
+numbers, which cannot be told apart). What is kept on purpose: ordinary words, dates, times and
+durations, Ruby constants and method names, ``file.rb:42`` frames, short numbers, prices, versions,
+order ids with a letter (``R123456789``), UUID request ids and HTTP paths (see
+:data:`ladder.sanitize.patterns.NUMBER`).
 
 What PII looks like is defined once, in :mod:`ladder.sanitize.patterns`, shared with the gate.
 
-Placeholders: ``[EMAIL]``, ``[PHONE]``, ``[CARD]``, ``[TOKEN]``, ``[IP]`` and ``[FILTERED]`` (the
+Placeholders: ``[EMAIL]``, ``[PHONE]``, ``[CARD]``, ``[IBAN]``, ``[ID]``, ``[TOKEN]``, ``[IP]`` and
+``[FILTERED]`` (the
 value of a ``password=…``-style pair, or of a dict key whose name says secret or PII).
 
 >>> scrub_text("password=hunter2 sent to ann+vip@Example.org from 203.0.113.5")
@@ -17,7 +21,6 @@ value of a ``password=…``-style pair, or of a dict key whose name says secret 
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
 from collections.abc import Callable
 from typing import Any
@@ -88,23 +91,20 @@ def _filter_pair(match: re.Match[str]) -> str:
     return f"{match['head']}{FILTERED}"
 
 
-def _card(match: re.Match[str]) -> str:
-    return "[CARD]" if P.is_card_number(match[0]) else match[0]
+_NUMBER_PLACEHOLDERS = {"card": "[CARD]", "phone": "[PHONE]", "id": "[ID]"}
 
 
-def _phone(match: re.Match[str]) -> str:
-    return "[PHONE]" if P.is_phone_number(match[0]) else match[0]
+def _number(match: re.Match[str]) -> str:
+    kind = P.classify_number(match[0])
+    return match[0] if kind is None else _NUMBER_PLACEHOLDERS[kind]
+
+
+def _iban(match: re.Match[str]) -> str:
+    return "[IBAN]" if P.is_iban(match[0]) else match[0]
 
 
 def _ipv6(match: re.Match[str]) -> str:
-    text = match[0]
-    if not any(ch.isdigit() for ch in text):  # "Abc::Def" is a Ruby constant, not an address
-        return text
-    try:
-        ipaddress.IPv6Address(text)
-    except ValueError:
-        return text
-    return "[IP]"
+    return "[IP]" if P.is_ip_address(match[0]) else match[0]
 
 
 def _secret(match: re.Match[str]) -> str:
@@ -170,21 +170,24 @@ STEPS = [
     # IP addresses: IPv6 (validated), then IPv4.
     _step(P.IPV6_GUARD, P.IPV6, _ipv6),
     _step(P.IPV4_GUARD, P.IPV4, "[IP]"),
-    _step(P.CARD_GUARD, P.CARD, _card),
-    _step(P.PHONE_GUARD, P.PHONE, _phone),
+    # Numbers with letters (IBANs, national ids), then cards, phones and digit ids.
+    _step(P.IBAN_GUARD, P.IBAN, _iban),
+    _step(P.NATIONAL_ID_GUARD, P.NATIONAL_ID, "[ID]"),
+    _step(P.NUMBER_GUARD, P.NUMBER, _number),
     _step(P.LONG_SECRET_GUARD, P.LONG_SECRET, _secret),
 ]
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_NUMERIC = re.compile(r"\d(?:[\d .\-()]{5,}\d|\.\d)")
+_NUMERIC = re.compile(r"\d(?:[\d \t.\-/()]{5,}\d|\.\d)")
+_LETTER_IDS = re.compile(f"{P.IBAN_GUARD}|{P.NATIONAL_ID_GUARD}")
 _LONG_RUN = re.compile(P.LONG_SECRET_GUARD)
 
 
 def _suspect(text: str) -> bool:
     """False only for text that no step can change: one cheap test instead of fourteen passes.
 
-    Every step needs one of: ``@ : = % [" ['``, a digit run or dotted number, a token prefix, or a
-    32-character run (kept in step with ``STEPS``). A lone UUID (a request id) is kept by every
+    Every step needs one of: ``@ : = % [" ['``, a digit run or dotted number, an IBAN or national
+    id prefix, a token prefix, or a 32-character run (kept in step with ``STEPS``). A lone UUID (a request id) is kept by every
     step, so it is let through at once.
     """
     if "@" in text or ":" in text or "=" in text or "%" in text or '["' in text or "['" in text:
@@ -193,6 +196,7 @@ def _suspect(text: str) -> bool:
         return False
     return bool(
         _NUMERIC.search(text)
+        or _LETTER_IDS.search(text)
         or P.TOKEN_PREFIXES.search(text)
         or (len(text) >= 32 and _LONG_RUN.search(text))
     )

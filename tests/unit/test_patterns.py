@@ -43,7 +43,7 @@ def test_the_gate_accepts_what_the_scrubber_emits(kind: str, value: str) -> None
     assert _flagged(scrub_text_column(pa.array([text])).to_pylist()[0]) == []
 
 
-def test_reserved_addresses_pass_and_order_ids_are_not_cards() -> None:
+def test_reserved_addresses_pass_and_card_length_numbers_are_cards() -> None:
     for ok in (
         "ann@example.org",
         "x%40shop.example.com",
@@ -52,7 +52,9 @@ def test_reserved_addresses_pass_and_order_ids_are_not_cards() -> None:
         "e@f.localhost",
     ):
         assert _flagged(ok) == [], ok
-    assert _flagged("order 4111111111111112 shipped") == []  # fails Luhn: an order id
+    # fails Luhn, but a card-shaped number is a card (fail closed, issue 8); a letter makes an id
+    assert _flagged("order 4111111111111112 shipped") == ["card"]
+    assert _flagged("order R4111111111111112 shipped") == []
 
 
 def test_the_email_transformer_writes_what_the_gate_accepts() -> None:

@@ -102,6 +102,33 @@ def test_null_stays_null_and_length_is_kept(name):
         assert got_null.tolist() == expected
 
 
+BLANKS = ["", " ", "\t", "  \n "]
+
+
+@pytest.mark.parametrize("unique", [False, True])
+@pytest.mark.parametrize("name", TRANSFORMERS)
+def test_blank_strings_stay_as_they_were(name, unique):
+    """Issue 8: an empty address2 must not become a street address."""
+    if unique and name not in UNIQUE_CAPABLE:
+        pytest.skip("cannot be unique")
+    values = [*SAMPLES[name][:6], *BLANKS, None]
+    for column in (pa.array(values), pd.Series(values, dtype=object)):
+        out = make(name, unique=unique).transform(column, KEY)
+        got = (
+            out.to_pylist()
+            if isinstance(out, pa.Array)
+            else [None if pd.isna(v) else v for v in out]
+        )
+        assert got[6:] == [*BLANKS, None]
+
+
+def test_blanks_kept_on_purpose_are_not_counted_as_survivors():
+    from ladder.sanitize.blank import count_survivors
+
+    original = pa.array(["", " ", "ann", "bob", None])
+    assert count_survivors(original, pa.array(["", " ", "ann", "x", None])) == 1
+
+
 @pytest.mark.parametrize("name", TRANSFORMERS)
 def test_pandas_and_arrow_inputs_agree_and_chunks_stay_chunked(name):
     values = SAMPLES[name]

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ladder.sanitize.blank import keep_blank
 from ladder.sanitize.registry import ColumnValues, Transformer
 from ladder.sanitize.transformers._vector import as_text, keyed_hash, to_arrow, with_nulls
 
@@ -18,6 +19,7 @@ class Pseudonymizer(Transformer):
     """Hashes every value with the key (one pass, no Faker call per row) and renders the output
     from the hash: the same input and key give the same output in every table and every run.
 
+    Blank values (empty or whitespace) stay as they were (:mod:`ladder.sanitize.blank`).
     A value whose pseudonym happens to equal itself is rendered again from ``hash + 1``, so an
     original never survives in its own row.
     """
@@ -45,4 +47,4 @@ class Pseudonymizer(Transformer):
             h[rows] += np.uint64(1)
             again = self.render(h[rows], None if h2 is None else h2[rows], text.take(rows))
             out = pc.replace_with_mask(out, same, again)
-        return restore(with_nulls(out, text))
+        return restore(keep_blank(with_nulls(out, text), text))

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, field_validator, model_validator
 
+from ladder.sanitize.blank import keep_blank
 from ladder.sanitize.registry import ColumnValues, Transformer, TransformerOptions, register
 from ladder.sanitize.transformers._pseudonym import Pseudonymizer
 from ladder.sanitize.transformers._vector import (
@@ -36,7 +37,7 @@ class Keep(Transformer):
 
 @register
 class Null(Transformer):
-    """Every value becomes NULL (the column must be nullable)."""
+    """Every value becomes NULL (the column must be nullable); a blank string stays blank."""
 
     name = "null"
     categories = None
@@ -44,7 +45,7 @@ class Null(Transformer):
 
     def transform(self, values: ColumnValues, key: bytes) -> ColumnValues:
         arr, restore = to_arrow(values)
-        return restore(pa.nulls(len(arr), arr.type))
+        return restore(keep_blank(pa.nulls(len(arr), arr.type), arr))
 
 
 class FixedOptions(TransformerOptions):
@@ -60,7 +61,7 @@ class FixedOptions(TransformerOptions):
 
 @register
 class Fixed(Transformer):
-    """Every non-NULL value becomes ``value`` (e.g. ``"redacted"``)."""
+    """Every non-NULL, non-blank value becomes ``value`` (e.g. ``"redacted"``)."""
 
     name = "fixed"
     Options = FixedOptions
@@ -70,7 +71,7 @@ class Fixed(Transformer):
     def transform(self, values: ColumnValues, key: bytes) -> ColumnValues:
         arr, restore = to_arrow(values)
         out = pa.repeat(pa.scalar(self.options.value), len(arr))
-        return restore(with_nulls(out, arr))
+        return restore(keep_blank(with_nulls(out, arr), arr))
 
 
 class HashOptions(TransformerOptions):

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
+import pyarrow.compute as pc
 from pydantic import field_validator
 
 from ladder.errors import SanitizeError
+from ladder.sanitize.blank import is_blank
 from ladder.sanitize.registry import ColumnValues, Transformer, TransformerOptions, register
 from ladder.sanitize.scrub import scrub_text, scrub_value
 from ladder.sanitize.transformers._vector import as_text, to_arrow
@@ -76,7 +78,12 @@ class Json(Transformer):
 
     def transform(self, values: ColumnValues, key: bytes) -> ColumnValues:
         arr, restore = to_arrow(values)
-        return restore(self._scrubber(as_text(arr)))
+        text = as_text(arr)
+        blank = is_blank(text)
+        if not pc.any(blank).as_py():
+            return restore(self._scrubber(text))
+        done = self._scrubber(text.filter(pc.invert(blank)))  # '' is no JSON: kept, not an error
+        return restore(pc.replace_with_mask(text, pc.invert(blank), done))
 
     def scrub_one(self, raw: str, row: int) -> str | None:
         """The reference for one value (``row``: its index in the chunk, for the error)."""

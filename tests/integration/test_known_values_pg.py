@@ -5,7 +5,6 @@ pseudonym; blanks stay blank; the gate fails when a known value survives."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,34 +13,9 @@ from ladder.connectors.postgres import connect
 from ladder.errors import ValidationGateError
 from ladder.leases import LeaseLedger
 from ladder.replica.pipeline import create_replica
-from ladder.sandbox.cluster import Cluster
 
-KEY = "test-pseudonym-key-0123456789abcdef"
-
-
-@pytest.fixture(autouse=True)
-def _key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LADDER_PSEUDONYM_KEY", KEY)
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[LeaseLedger]:
-    led = LeaseLedger(f"sqlite:///{tmp_path / 'leases.db'}")
-    yield led
-    led.close()
-
-
-@pytest.fixture
-def target(pg_cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    from ladder.connectors.postgres import drop_database
-
-    name = "kv_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:40]
-    yield pg_cluster.dsn(name)
-    with connect(pg_cluster.dsn(), autocommit=True) as conn:
-        dbs = [r[0] for r in conn.execute("SELECT datname FROM pg_database")]
-    for db in dbs:
-        if db.startswith(name):
-            drop_database(pg_cluster.dsn(), db)
+KEY = "test-pseudonym-key-0123456789abcdef"  # tests/integration/conftest.py sets it
+pytestmark = pytest.mark.usefixtures("pseudonym_key")
 
 
 def _seed(dsn: str) -> None:

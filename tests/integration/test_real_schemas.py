@@ -32,7 +32,8 @@ from ladder.sandbox.cluster import Cluster
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SCHEMA = FIXTURES / "schemas" / "features.sql"
 POLICY = FIXTURES / "policies" / "features.yaml"
-KEY = "test-pseudonym-key-0123456789abcdef"
+KEY = "test-pseudonym-key-0123456789abcdef"  # tests/integration/conftest.py sets it
+pytestmark = pytest.mark.usefixtures("pseudonym_key")
 SCHEMAS = ("public", "billing")
 TABLES = [
     "public.schema_migrations",
@@ -71,22 +72,6 @@ def source(pg_cluster: Cluster) -> Iterator[str]:
 def features_db(pg_db: str) -> str:
     """A fresh database holding the feature schema, for tests that change it."""
     return load_features(pg_db)
-
-
-@pytest.fixture(autouse=True)
-def _key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LADDER_PSEUDONYM_KEY", KEY)
-
-
-@pytest.fixture
-def target(pg_cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = "tgt_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40]
-    yield pg_cluster.dsn(name)
-    with connect(pg_cluster.dsn(), autocommit=True) as conn:
-        dbs = [r[0] for r in conn.execute("SELECT datname FROM pg_database")]
-    for db in dbs:
-        if db.startswith(name):
-            drop_database(pg_cluster.dsn(), db)
 
 
 @pytest.fixture

@@ -37,7 +37,8 @@ from ladder.sandbox.seed import seed_shop
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "runbooks" / "policies" / "shop.yaml"
-KEY = "test-pseudonym-key-0123456789abcdef"
+KEY = "test-pseudonym-key-0123456789abcdef"  # tests/integration/conftest.py sets it
+pytestmark = pytest.mark.usefixtures("pseudonym_key")
 RESERVED = re.compile(r"@([a-z0-9-]+\.)*(example\.(com|net|org)|[a-z0-9-]+\.(test|invalid))$")
 
 
@@ -50,29 +51,6 @@ def shop(pg_cluster: Cluster) -> Iterator[str]:
     seed_shop(pg_cluster.dsn("replica_src"), users=300, seed=11)
     yield pg_cluster.dsn("replica_src")
     drop_database(dsn, "replica_src")
-
-
-@pytest.fixture(autouse=True)
-def _key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LADDER_PSEUDONYM_KEY", KEY)
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[LeaseLedger]:
-    led = LeaseLedger(f"sqlite:///{tmp_path / 'leases.db'}")
-    yield led
-    led.close()
-
-
-@pytest.fixture
-def target(pg_cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A target DSN whose database does not exist yet; it and its copies are dropped after."""
-    name = "tgt_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40]
-    dsn = pg_cluster.dsn()
-    yield pg_cluster.dsn(name)
-    for db in _databases(dsn):
-        if db.startswith(name):
-            drop_database(dsn, db)
 
 
 def _databases(dsn: str) -> list[str]:

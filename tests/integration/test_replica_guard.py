@@ -43,7 +43,8 @@ from ladder.sandbox.seed import seed_shop
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "runbooks" / "policies" / "shop.yaml"
-KEY = "test-pseudonym-key-0123456789abcdef"
+KEY = "test-pseudonym-key-0123456789abcdef"  # tests/integration/conftest.py sets it
+pytestmark = pytest.mark.usefixtures("pseudonym_key")
 SOURCE = "guard_src"
 
 
@@ -55,18 +56,6 @@ def shop(pg_cluster: Cluster) -> Iterator[str]:
     seed_shop(pg_cluster.dsn(SOURCE), users=60, seed=5)
     yield pg_cluster.dsn(SOURCE)
     drop_database(dsn, SOURCE)
-
-
-@pytest.fixture(autouse=True)
-def _key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LADDER_PSEUDONYM_KEY", KEY)
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[LeaseLedger]:
-    led = LeaseLedger(f"sqlite:///{tmp_path / 'leases.db'}")
-    yield led
-    led.close()
 
 
 def _databases(dsn: str) -> list[str]:

@@ -8,6 +8,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from ladder.files import write_text_atomic
 from ladder.report import Report, render_markdown
 from ladder.settings import settings
 from tasks.naming import artifact_key
@@ -30,8 +31,8 @@ def publish_report(report: Report) -> str:
     stem.parent.mkdir(parents=True, exist_ok=True)
     markdown = render_markdown(report)
     md_path = stem.with_suffix(".md")
-    md_path.write_text(markdown)
-    stem.with_suffix(".json").write_text(report.model_dump_json(indent=2))
+    write_text_atomic(md_path, markdown)
+    write_text_atomic(stem.with_suffix(".json"), report.model_dump_json(indent=2))
     create_markdown_artifact(
         markdown=markdown,
         key=artifact_key(report.incident.id, "report"),

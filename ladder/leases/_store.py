@@ -7,6 +7,8 @@ that a flow and the janitor can write to the same file; other URLs get a pre-pin
 from __future__ import annotations
 
 import re
+import sqlite3
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from ladder.settings import settings
 __all__ = ["TABLE_NAME", "default_url", "leases_table", "make_engine", "metadata"]
 
 TABLE_NAME = "ladder_leases"
+_BUSY_SECONDS = 30  # how long a SQLite writer waits for another one
 
 
 class _UtcDateTime(sa.types.TypeDecorator[datetime]):
@@ -64,6 +67,24 @@ def default_url() -> str:
     return settings().ledger_url.get_secret_value()
 
 
+def _switch_to_wal(cur: Any) -> None:
+    """Put the file in WAL mode (kept in the file, so only its first opener switches).
+
+    The switch wants the file to itself and SQLite answers "database is locked" at once, without
+    the busy timeout, when another connection opens the new file at the same moment: retry.
+    """
+    deadline = time.monotonic() + _BUSY_SECONDS
+    while True:
+        try:
+            if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def make_engine(url: str) -> sa.Engine:
     """An engine for the ledger at ``url``; LeaseError when it is not a SQLAlchemy URL."""
     # psycopg 3 is the driver Ladder ships; a bare postgresql:// would ask for psycopg2.
@@ -84,10 +105,8 @@ def make_engine(url: str) -> sa.Engine:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (see below)
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA busy_timeout = 30000")
-        # WAL is kept in the file: switch only once (the switch wants the file to itself)
-        if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-            cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute(f"PRAGMA busy_timeout = {_BUSY_SECONDS * 1000}")
+        _switch_to_wal(cur)
         cur.execute("PRAGMA synchronous = NORMAL")
         cur.close()
 

@@ -90,7 +90,13 @@ class Runs:
                 raise AssertionError(f"no log line {starts!r} in {messages}")
             time.sleep(0.5)
 
-    def report(self, ladder_home: str | Path) -> dict:
-        """The e2e incident's JSON report under LADDER_HOME."""
-        (path,) = (Path(ladder_home) / "reports").glob("e2e-checkout-*.json")
-        return json.loads(path.read_text())
+    def report(self, ladder_home: str | Path, timeout: float = 30) -> dict:
+        """The e2e incident's JSON report under LADDER_HOME; a cancelled run's hook writes it
+        after it has reverted the leases, so it may come a moment after they are gone."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = sorted((Path(ladder_home) / "reports").glob("e2e-checkout-*.json"))
+            if found or time.monotonic() > deadline:
+                (path,) = found
+                return json.loads(path.read_text())
+            time.sleep(0.5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -329,3 +330,54 @@ def test_vectorized_json_remembers_layouts_and_sends_odd_rows_to_the_reference()
     again = [json.dumps({"id": 100 + i, "email": "v@corp.com"}) for i in range(3)]
     assert scrubber(pa.array(again)).to_pylist() == [_json_reference(r) for r in again]
     assert calls == []  # the layout learnt on the first chunk serves three rows
+
+
+# --- the RE2 guards find what the Python guards find, ASCII or not --------------------------------
+
+_EVERY_CHAR = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+
+
+@pytest.mark.parametrize("python_class", [r"\s", r"\d"])
+def test_re2_guard_reads_every_character_class_as_python_does(python_class: str) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from ladder.sanitize.vectorized import re2_guard
+
+    python = [bool(re.fullmatch(python_class, c)) for c in _EVERY_CHAR]
+    re2 = pc.match_substring_regex(pa.array(_EVERY_CHAR), f"^(?:{re2_guard(python_class)})$")
+    missed = [hex(ord(c)) for c, p, r in zip(_EVERY_CHAR, python, re2.to_pylist(), strict=True) if p and not r]
+    assert missed == []  # RE2 may know newer digits than this Python: a guard may fire more
+
+
+def test_re2_guards_of_every_step_fire_wherever_python_guards_do_on_odd_letters() -> None:
+    """Each step's guard, on texts where one character of something it matches is swapped for
+    any character whose case relates to an ASCII letter (U+0130 'İ' matches 'i' under Python's
+    IGNORECASE, not RE2's) or for a Unicode digit or space."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from ladder.sanitize import scrub
+    from ladder.sanitize.vectorized import _GUARDS
+
+    odd = [
+        c for c in _EVERY_CHAR
+        if any(x.isascii() and x.isalpha() for x in (c.lower(), c.upper(), c.casefold()))
+        or re.fullmatch(r"[\d\s]", c)
+    ]  # fmt: skip
+    seeds = ["Authorization: x", "cookie=1", "4111 1111 1111 1111", "1.2.3.4", "DE89 3704",
+             "QQ 12 34 56 C", "a@b.c", 'x"k" => 1', "eyJhb", "Bearer abc"]  # fmt: skip
+    texts = [s[:i] + c + s[i + 1 :] for s in seeds for i in range(len(s)) for c in odd]
+    column = pa.array(texts)
+    for (guard, _, _), re2 in zip(scrub.STEPS, _GUARDS, strict=True):
+        fired = pc.match_substring_regex(column, re2).to_pylist()
+        missed = [t for t, hit in zip(texts, fired, strict=True) if not hit and guard.search(t)]
+        assert missed[:5] == [], guard.pattern
+
+
+def test_re2_guard_refuses_what_it_cannot_spell_alike() -> None:
+    from ladder.sanitize.vectorized import re2_guard
+
+    for pattern in (r"\w+@", r"[\s,]", r"(?i)token", r"\bkey"):
+        with pytest.raises(ValueError, match="guard"):
+            re2_guard(pattern)

@@ -185,6 +185,20 @@ class KnownValues:
             values, todo, done.take(pc.index_in(subset, value_set=distinct))
         )
 
+    def count_survivors(self, values: pa.Array) -> int:
+        """How many of ``values`` (strings; NULLs ignored) :meth:`survives` says hold a known
+        value; a value in which the automaton finds nothing at all is cleared in C."""
+        if self._text is None:
+            raise RuntimeError("freeze() the known values first")
+        if not len(self._text):
+            return 0
+        find = self._text.iter_long
+        return sum(
+            1
+            for v in values.drop_null().to_pylist()
+            if next(find(v), None) is not None and self.survives(v)
+        )
+
     def survives(self, text: str) -> bool:
         """True when ``text`` still holds a known value (for the gate). The pseudonyms written
         by the copy are masked first: an original that is also some pseudonym (a last name the

@@ -74,3 +74,12 @@ def test_the_gate_masks_pseudonyms_before_looking_for_originals() -> None:
     # "Jo Brown" is an original too, but here it is what the copy wrote for Mary Smith
     assert not known.survives(known.replace(pa.array(["met Mary Smith"]))[0].as_py())
     assert not known.survives("nothing here")
+
+
+def test_the_gate_counts_a_column_as_survives_judges_each_text() -> None:
+    known = _known({"Mary Smith": "Jo Brown", "Jo Brown": "Al Green", "ann@corp.com": "x@example.org"})
+    texts = ["met Mary Smith", "Jo Brown here", "mail ann@corp.com", "nothing", "", "Mary Smithers"]
+    written = known.replace(pa.array(texts[:1])).to_pylist()
+    column = pa.array([*texts, *written, None])
+    assert known.count_survivors(column) == sum(known.survives(t) for t in [*texts, *written])
+    assert known.count_survivors(column) == 2  # Mary Smith, ann@corp.com ("Jo Brown" was written)

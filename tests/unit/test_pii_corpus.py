@@ -160,3 +160,28 @@ def test_the_guards_of_the_steps_hold_on_the_corpus() -> None:
         for text in _every_text():
             if pattern.sub(repl, text) != text:
                 assert guard.search(text), (guard.pattern, text)
+
+
+# --- the gate's column-wise count agrees with the checks one text at a time ------------------------
+
+
+def test_gate_counts_over_a_column_what_the_checks_find_one_text_at_a_time() -> None:
+    from ladder.sanitize.detect import count_pii
+
+    texts = _every_text() + [f"Grüße, {t} — é" for t in _every_text()] + ["", "ok"]
+    expected = {name: sum(1 for t in texts if check(t)) for name, check in patterns.PII_CHECKS.items()}
+    assert count_pii(pa.array([*texts, None])) == expected
+    assert all(expected.values())  # the corpus gives every check something to find
+
+
+def test_each_gate_guard_fires_wherever_its_check_flags_a_text() -> None:
+    import pyarrow.compute as pc
+
+    from ladder.sanitize.detect import CHECK_GUARDS, _RE2
+
+    assert set(CHECK_GUARDS) == set(patterns.PII_CHECKS)
+    texts = _every_text() + [f"Grüße, {t}" for t in _every_text()]
+    column = pa.array(texts)
+    for name, check in patterns.PII_CHECKS.items():
+        fired = pc.match_substring_regex(column, _RE2[name]).to_pylist()
+        assert [t for t, hit in zip(texts, fired, strict=True) if check(t) and not hit] == [], name

@@ -177,7 +177,7 @@ def test_gate_counts_over_a_column_what_the_checks_find_one_text_at_a_time() -> 
 def test_each_gate_guard_fires_wherever_its_check_flags_a_text() -> None:
     import pyarrow.compute as pc
 
-    from ladder.sanitize.detect import CHECK_GUARDS, _RE2
+    from ladder.sanitize.detect import _RE2, CHECK_GUARDS
 
     assert set(CHECK_GUARDS) == set(patterns.PII_CHECKS)
     texts = _every_text() + [f"Grüße, {t}" for t in _every_text()]

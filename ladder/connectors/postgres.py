@@ -86,10 +86,9 @@ class PostgresConnection(Connection[psycopg.Connection]):
         password = None
         with suppress(psycopg.Error):
             password = conninfo_to_dict(self.dsn).get("password")
-        reason = one_line(exc, hide=password)
         if doing == "connect":
-            return PostgresError(f"cannot connect to {self.address}: {reason}")
-        return PostgresError(f"{doing} failed on {self.address}: {reason}")
+            return PostgresError(f"cannot connect to {self.address}: {one_line(exc, hide=password)}")
+        return PostgresError(f"{doing} failed on {self.address}: {_statement_reason(exc, password)}")
 
     def execute(
         self, query: Query, params: Sequence[Any] | Mapping[str, Any] | None = None
@@ -105,6 +104,23 @@ class PostgresConnection(Connection[psycopg.Connection]):
 
     def _close(self, handle: psycopg.Connection) -> None:
         handle.close()
+
+
+def _statement_reason(exc: BaseException, password: str | None) -> str:
+    """What the server said of a failed statement, without the row values it may quote: only
+    the primary message (a DETAIL such as ``Key (email)=(ann@corp.com) already exists`` is
+    dropped), scrubbed of PII shapes (``invalid input syntax for type integer: "..."``)."""
+    from ladder.sanitize.scrub import scrub_text
+
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    if not primary:
+        return one_line(exc, hide=password)
+    text = " ".join(primary.split())
+    if password:
+        text = text.replace(password, "***")
+    sqlstate = getattr(diag, "sqlstate", None)
+    return scrub_text(text) + (f" (SQLSTATE {sqlstate})" if sqlstate else "")
 
 
 @contextmanager

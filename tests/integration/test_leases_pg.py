@@ -188,3 +188,20 @@ def test_cli_lists_leases_as_a_real_process(
     )
     assert proc.returncode == 0, proc.stderr
     assert [row["id"] for row in json.loads(proc.stdout)] == [lease.id]
+
+
+def test_a_failed_statement_says_what_failed_without_the_row_values(pg_db: str) -> None:
+    from ladder.connectors.postgres import connect
+    from ladder.errors import PostgresError
+
+    with connect(pg_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE people (email text UNIQUE, card bigint)")
+        conn.execute("INSERT INTO people VALUES ('ann.real@corp.com', 1)")
+    with pytest.raises(PostgresError) as dup, connect(pg_db) as conn:
+        conn.execute("INSERT INTO people VALUES ('ann.real@corp.com', 2)")
+    assert "duplicate key value violates unique constraint" in str(dup.value)
+    assert "ann.real" not in str(dup.value)  # the DETAIL line quotes the key
+    with pytest.raises(PostgresError) as bad, connect(pg_db) as conn:
+        conn.execute("INSERT INTO people VALUES ('x@example.org', '4111 1111 1111 1111')")
+    assert "invalid input syntax for type bigint" in str(bad.value)
+    assert "4111" not in str(bad.value)

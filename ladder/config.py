@@ -48,8 +48,26 @@ class SSHConfig(_Strict):
     user: str
     port: int = Field(22, ge=1, le=65535)
     bastion: str | None = Field(None, description="jump host, user@host[:port]")
-    key: SecretRef | None = Field(None, description="private key, as a secret reference")
+    key: SecretRef | None = Field(
+        None, description="private key, as a secret reference (default: the SSH agent)"
+    )
     known_hosts: str = Field(description="known_hosts file pinning the host keys")
+    private_key: SecretStr | None = Field(
+        None,
+        exclude=True,
+        description="the sandbox's own private key, filled in by bind_environment; never read "
+        "from YAML (name the key with `key: {env: NAME}` or `{secret: NAME}`)",
+    )
+
+    @field_validator("private_key", mode="before")
+    @classmethod
+    def _no_private_key_in_yaml(cls, value: object) -> None:
+        if value is not None:
+            raise ValueError(
+                "secrets never live in YAML: name the private key with key: {env: NAME} or "
+                "{secret: NAME}"
+            )
+        return None
 
 
 class SentryConfig(_Strict):
@@ -96,6 +114,11 @@ class Environment(_Strict):
     name: str
     sandbox: bool = Field(False, description="the embedded sandbox fills in databases and logs")
     production_db: DatabaseConfig | None = Field(None, description="a READ-ONLY replica")
+    tunnel_db: DatabaseConfig | None = Field(
+        None,
+        description="the read-only replica rung 3 tunnels to, its host and port as the SSH host "
+        "sees them (default: production_db)",
+    )
     logs: list[LogSource] = Field(default_factory=list)
     ssh: SSHConfig | None = None
     sentry: SentryConfig | None = None
@@ -104,12 +127,25 @@ class Environment(_Strict):
     kubernetes: KubernetesConfig | None = None
     load_balancer: LoadBalancerConfig | None = None
     staging: StagingConfig | None = None
+    sandbox_missing: dict[str, str] = Field(
+        default_factory=dict,
+        exclude=True,
+        description="parts the sandbox lacks on this machine (e.g. ssh), each with the Debian "
+        "package that provides it; filled in by bind_environment, empty elsewhere",
+    )
     pseudonym_key: SecretStr | None = Field(
         None,
         exclude=True,
         description="the sandbox's own pseudonymization key, filled in by bind_environment; "
         "never read from YAML (a policy names its key as a secret reference)",
     )
+
+    @field_validator("sandbox_missing", mode="before")
+    @classmethod
+    def _not_from_yaml(cls, value: object) -> dict[str, str]:
+        if value:
+            raise ValueError("filled in by the sandbox, not written in YAML")
+        return {}
 
     @field_validator("pseudonym_key", mode="before")
     @classmethod

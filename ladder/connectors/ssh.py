@@ -43,7 +43,9 @@ if TYPE_CHECKING:
 
     from ladder.config import SSHConfig
 
-__all__ = ["SSHConnection", "load_private_key", "parse_bastion", "wait_for_port"]
+__all__ = [
+    "SSHConnection", "load_private_key", "parse_bastion", "private_key_text", "wait_for_port",
+]  # fmt: skip
 
 LOCALHOST = "127.0.0.1"
 
@@ -95,6 +97,21 @@ def load_private_key(text: str, where: str) -> paramiko.PKey:
             except (paramiko.SSHException, ValueError):
                 break
     raise SSHError(f"{where} holds a key type paramiko cannot use (use RSA, ECDSA or Ed25519)")
+
+
+def private_key_text(config: SSHConfig, given: str | None = None) -> tuple[str | None, str]:
+    """The private key to use for ``config`` and where it came from (for messages): the
+    ``key`` secret reference, else ``given``, else the sandbox's own; ``(None, "the SSH agent")``
+    when there is none. :class:`~ladder.errors.SecretError` when the reference is not set."""
+    from ladder.secrets import resolve
+
+    if config.key is not None:
+        return resolve(config.key), f"ssh.key ({config.key.describe()})"
+    if given is not None:
+        return given, "the private key given to Ladder"
+    if config.private_key is not None:
+        return config.private_key.get_secret_value(), "the sandbox's private key"
+    return None, "the SSH agent"
 
 
 def _reject_policy() -> paramiko.MissingHostKeyPolicy:
@@ -200,12 +217,7 @@ class SSHConnection(Connection["fabric.Connection"]):
         return conn
 
     def _auth(self) -> dict[str, Any]:
-        from ladder.secrets import resolve
-
-        if self.config.key is not None:
-            text, where = resolve(self.config.key), f"ssh.key ({self.config.key.describe()})"
-        else:
-            text, where = self._private_key, "the private key given to Ladder"
+        text, where = private_key_text(self.config, self._private_key)
         if text is None:
             return {"allow_agent": True, "look_for_keys": False}
         return {"pkey": load_private_key(text, where), "allow_agent": False, "look_for_keys": False}
@@ -274,13 +286,11 @@ class SSHConnection(Connection["fabric.Connection"]):
             )
         if isinstance(exc, paramiko.AuthenticationException):
             how = (
-                self.config.key.describe()
+                f"key from {self.config.key.describe()}"
                 if self.config.key is not None
-                else "the given key" if self._private_key else "the SSH agent"
+                else private_key_text(self.config, self._private_key)[1]
             )
-            return SSHError(
-                f"{doing} failed on {self.address}: authentication refused (key from {how})"
-            )
+            return SSHError(f"{doing} failed on {self.address}: authentication refused ({how})")
         if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError | ConnectionError):
             return SSHError(f"{doing} failed on {self.address}: cannot reach it ({one_line(exc)})")
         if isinstance(exc, TimeoutError | socket.timeout):

@@ -12,10 +12,11 @@ import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -31,9 +32,22 @@ from ladder.rungs import RungName, RungSettings, ladder, rung_names
 from ladder.secrets import BlockRef, Dsn, EnvRef, SecretRef, is_set
 from ladder.yamlfile import YamlDocument, load_yaml, parse_model
 
+T = TypeVar("T")
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _not_from_yaml(value: object) -> object:
+    if value:
+        raise ValueError("filled in by Ladder, never read from YAML (secrets are {env: NAME} "
+                         "or {secret: NAME})")  # fmt: skip
+    return value
+
+
+#: A field Ladder fills in itself (the sandbox's keys), refused when a YAML file sets it.
+NotFromYaml = Annotated[T, BeforeValidator(_not_from_yaml)]
 
 
 # --- environment -------------------------------------------------------------------------------
@@ -52,22 +66,9 @@ class SSHConfig(_Strict):
         None, description="private key, as a secret reference (default: the SSH agent)"
     )
     known_hosts: str = Field(description="known_hosts file pinning the host keys")
-    private_key: SecretStr | None = Field(
-        None,
-        exclude=True,
-        description="the sandbox's own private key, filled in by bind_environment; never read "
-        "from YAML (name the key with `key: {env: NAME}` or `{secret: NAME}`)",
+    private_key: NotFromYaml[SecretStr | None] = Field(
+        None, exclude=True, description="the sandbox's own key, filled in by bind_environment"
     )
-
-    @field_validator("private_key", mode="before")
-    @classmethod
-    def _no_private_key_in_yaml(cls, value: object) -> None:
-        if value is not None:
-            raise ValueError(
-                "secrets never live in YAML: name the private key with key: {env: NAME} or "
-                "{secret: NAME}"
-            )
-        return None
 
 
 class SentryConfig(_Strict):
@@ -115,9 +116,7 @@ class Environment(_Strict):
     sandbox: bool = Field(False, description="the embedded sandbox fills in databases and logs")
     production_db: DatabaseConfig | None = Field(None, description="a READ-ONLY replica")
     tunnel_db: DatabaseConfig | None = Field(
-        None,
-        description="the read-only replica rung 3 tunnels to, its host and port as the SSH host "
-        "sees them (default: production_db)",
+        None, description="replica rung 3 tunnels to, as the SSH host sees it (default: production_db)"
     )
     logs: list[LogSource] = Field(default_factory=list)
     ssh: SSHConfig | None = None
@@ -127,11 +126,10 @@ class Environment(_Strict):
     kubernetes: KubernetesConfig | None = None
     load_balancer: LoadBalancerConfig | None = None
     staging: StagingConfig | None = None
-    sandbox_missing: dict[str, str] = Field(
+    sandbox_missing: NotFromYaml[dict[str, str]] = Field(
         default_factory=dict,
         exclude=True,
-        description="parts the sandbox lacks on this machine (e.g. ssh), each with the Debian "
-        "package that provides it; filled in by bind_environment, empty elsewhere",
+        description="parts the sandbox lacks here (e.g. ssh) and the Debian package for each",
     )
     pseudonym_key: SecretStr | None = Field(
         None,
@@ -139,13 +137,6 @@ class Environment(_Strict):
         description="the sandbox's own pseudonymization key, filled in by bind_environment; "
         "never read from YAML (a policy names its key as a secret reference)",
     )
-
-    @field_validator("sandbox_missing", mode="before")
-    @classmethod
-    def _not_from_yaml(cls, value: object) -> dict[str, str]:
-        if value:
-            raise ValueError("filled in by the sandbox, not written in YAML")
-        return {}
 
     @field_validator("pseudonym_key", mode="before")
     @classmethod
@@ -369,14 +360,17 @@ def with_sandbox(
     staging_dsn: str,
     log_files: list[Path],
     pseudonym_key: str | None = None,
+    parts: dict[str, object] | None = None,
 ) -> Environment:
-    """The sandbox environment with its databases, log files and pseudonymization key filled in."""
+    """The sandbox environment with its databases, log files and pseudonymization key filled in,
+    and ``parts`` (e.g. ``ssh``, ``tunnel_db``) where the YAML left them empty."""
     return env.model_copy(
         update={
             "production_db": env.production_db or DatabaseConfig(dsn=production_dsn),
             "staging": env.staging or StagingConfig(database=DatabaseConfig(dsn=staging_dsn)),
             "logs": env.logs or [LogSource(path=p) for p in log_files],
             "pseudonym_key": SecretStr(pseudonym_key) if pseudonym_key else env.pseudonym_key,
+            **{name: part for name, part in (parts or {}).items() if not getattr(env, name)},
         }
     )
 
@@ -398,6 +392,7 @@ def bind_environment(
 
     info = sandbox.load(Path(sandbox_dir) if sandbox_dir else None)
     bound = with_sandbox(
-        env, info.production_dsn, info.staging_dsn, info.log_files, info.pseudonym_key
-    )
+        env, info.production_dsn, info.staging_dsn, info.log_files, info.pseudonym_key,
+        sandbox.environment_parts(info),
+    )  # fmt: skip
     return bound, info.incident

@@ -8,8 +8,10 @@ connects *without* Ladder's own read-only option, so it sees the role as the ser
 
 from __future__ import annotations
 
+from urllib.parse import quote, urlencode
+
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 from ladder.connectors.postgres import connect
 from ladder.errors import NotReadOnlyError
@@ -29,10 +31,20 @@ _WRITABLE_TABLES = sql.SQL("""
 
 
 def read_only_dsn(dsn: str) -> str:
-    """``dsn`` with ``options=-c default_transaction_read_only=on`` added to its options."""
-    params = conninfo_to_dict(dsn)
-    options = " ".join(filter(None, [params.get("options"), READ_ONLY_OPTION]))
-    return make_conninfo(dsn, options=options)
+    """``dsn`` with ``options=-c default_transaction_read_only=on`` added to its options, as a
+    URL: no quotes inside, so ``psql '<it>'`` works pasted into a shell.
+
+    >>> read_only_dsn("host=127.0.0.1 port=5433 user=ro dbname=shop")
+    'postgresql://ro@127.0.0.1:5433/shop?options=-c%20default_transaction_read_only%3Don'
+    """
+    params = {k: str(v) for k, v in conninfo_to_dict(dsn).items()}
+    params["options"] = " ".join(filter(None, [params.get("options"), READ_ONLY_OPTION]))
+    user, host = params.pop("user", ""), params.pop("host", "127.0.0.1")
+    port, dbname = params.pop("port", "5432"), params.pop("dbname", "")
+    who = f"{quote(user, safe='')}@" if user else ""
+    return f"postgresql://{who}{host}:{port}/{quote(dbname, safe='')}?" + urlencode(
+        params, quote_via=quote
+    )
 
 
 def check_read_only(dsn: str) -> str:

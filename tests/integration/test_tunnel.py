@@ -18,7 +18,7 @@ from ladder.config import DatabaseConfig, Environment
 from ladder.connectors.postgres import connect
 from ladder.errors import HostKeyError, NotReadOnlyError
 from ladder.leases import LeaseLedger, LeaseState
-from ladder.procs import pid_alive
+from ladder.procs import pid_alive, run
 from ladder.sandbox.cluster import Cluster
 from ladder.tunnel import OpenedTunnel, open_read_only_tunnel, read_status
 
@@ -95,6 +95,8 @@ def test_the_dsn_works_through_the_tunnel_and_refuses_writes(
     assert params["host"] == "127.0.0.1" and int(params["port"]) == tunnel.local_port
     assert params["options"] == "-c default_transaction_read_only=on"
     assert "standby" in tunnel.read_only
+    psql = run(["psql", tunnel.dsn, "-Atc", "SHOW default_transaction_read_only"])
+    assert psql.ok and psql.stdout == "on\n", psql.describe()  # the DSN as the engineer pastes it
     with psycopg.connect(tunnel.dsn, autocommit=True) as conn:
         assert conn.execute("SELECT inet_server_port()").fetchone() == (pg_standby.port,)
         assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("on",)

@@ -115,16 +115,14 @@ def spawn_keeper() -> Keeper:
     """Start an idle keeper, detached (a session of its own), in a new run directory."""
     run_dir = settings().home / "tunnels" / uuid.uuid4().hex[:12]
     run_dir.mkdir(parents=True, mode=0o700)
-    root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    root = Path(__file__).resolve().parents[2]  # `-m` finds ladder from here, installed or not
     with (run_dir / LOG_FILE).open("ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", KEEPER_MODULE, str(run_dir)],
             stdin=subprocess.PIPE,
             stdout=log,
             stderr=log,
-            env=env,
-            cwd=run_dir,
+            cwd=root,
             start_new_session=True,
         )
     _children[proc.pid] = proc

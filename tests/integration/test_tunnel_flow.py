@@ -53,10 +53,7 @@ def accepts(port: int) -> bool:
 
 def _runbook(tmp: Path, sshd: Sshd, target: str) -> Path:
     (tmp / "env.yaml").write_text(
-        "name: tunneltest\n"
-        f"ssh:\n  host: {sshd.host}\n  port: {sshd.port}\n  user: {sshd.user}\n"
-        f"  known_hosts: {sshd.known_hosts}\n  key: {{env: {KEY_ENV}}}\n"
-        f"tunnel_db:\n  dsn: '{target}'\n"
+        f"name: tunneltest\n{sshd.ssh_yaml()}tunnel_db:\n  dsn: '{target}'\n"
     )
     path = tmp / "rb.yaml"
     path.write_text("name: tunneltest\nenvironment: env.yaml\nrungs:\n  tunnel:\n    ttl_minutes: 5\n")

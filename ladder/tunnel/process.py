@@ -43,7 +43,7 @@ _children: dict[int, subprocess.Popen[bytes]] = {}  # keepers this process start
 class KeeperSpec(BaseModel):
     """What the keeper is told on its stdin (never on its command line: it holds the key)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # the input holds the key
     ssh: SSHConfig
     private_key: SecretStr | None = None
     remote_host: str

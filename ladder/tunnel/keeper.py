@@ -13,6 +13,7 @@ that does not match is never retried. What it does is in ``RUN_DIR/status.json``
 
 from __future__ import annotations
 
+import gc
 import json
 import signal
 import sys
@@ -24,6 +25,7 @@ from typing import Any
 POLL_SECONDS = 0.5
 LEASE_CHECK_SECONDS = 2.0
 BACKOFF = (1, 2, 4, 8)
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class _Status:
@@ -81,6 +83,9 @@ def keep(spec: Any, status: _Status, stop: threading.Event) -> int:
     key = spec.private_key.get_secret_value() if spec.private_key else None
     ever_ready, failures, reconnects = False, 0, 0
     while not stop.is_set() and lease.wanted(time.monotonic()):
+        # a forward whose thread died (a client met the dropped connection) keeps its listening
+        # socket in a reference cycle: free it before listening on the same port again
+        gc.collect()
         conn = SSHConnection(spec.ssh, private_key=key)
         try:
             with conn, conn.forward_local(spec.local_port, spec.remote_host, spec.remote_port):
@@ -116,18 +121,24 @@ def keep(spec: Any, status: _Status, stop: threading.Event) -> int:
     return 0
 
 
+def _exit_now(*_: object) -> None:
+    raise SystemExit(0)
+
+
 def main(argv: list[str]) -> int:
     from ladder.tunnel.process import KeeperSpec
 
     run_dir = Path(argv[1])
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda *_: stop.set())
+    for sig in SIGNALS:  # idle, nothing opened yet: a signal ends the process at once
+        signal.signal(sig, _exit_now)
     line = sys.stdin.readline()
     sys.stdin.close()
     if not line.strip():
         return 0  # the parent went away before it leased us: nothing was opened
     spec = KeeperSpec.model_validate_json(line)
+    for sig in SIGNALS:  # from here on a signal closes the forward and the connection first
+        signal.signal(sig, lambda *_: stop.set())
     status = _Status(run_dir, spec.local_port)
     status.set("connecting", f"keeper started for lease {spec.lease_id}")
     try:

@@ -202,3 +202,26 @@ def test_an_unknown_host_key_stops_the_tunnel(
     [lease] = ledger.list()
     assert lease.state is LeaseState.REVERTED
     assert not pid_alive(lease.undo["pid"]) and not accepts(lease.undo["local_port"])
+
+
+def test_an_idle_keeper_ends_on_sigterm_and_on_end_of_input() -> None:
+    """Before it is leased and instructed a keeper has opened nothing: SIGTERM (the opener's
+    cleanup when the lease cannot be recorded) or its parent going away ends it cleanly."""
+    import signal
+
+    from ladder.tunnel import process
+
+    for end in ("sigterm", "eof"):
+        keeper = process.spawn_keeper()
+        proc = process._children.pop(keeper.pid)
+        assert process.is_keeper(keeper.pid, keeper.start_time)
+        # wait until it blocks reading its instructions (its imports done, its handlers set)
+        wchan = Path(f"/proc/{keeper.pid}/wchan")
+        eventually(lambda: "pipe_read" in wchan.read_text(), "the keeper waits on its stdin")
+        if end == "sigterm":
+            proc.send_signal(signal.SIGTERM)
+        else:
+            assert proc.stdin is not None
+            proc.stdin.close()
+        assert proc.wait(timeout=60) == 0, (keeper.run_dir / "keeper.log").read_text()
+        assert not (keeper.run_dir / "status.json").exists()  # it never connected

@@ -119,8 +119,13 @@ def test_the_replica_is_held_until_the_engineer_releases_it(
     served: dict[str, str], runs: Runs
 ) -> None:
     run_id = runs.start(RUNBOOK, incident=None)
-    _approve_replica(runs, run_id, child_depth=1)
-    lease = _held_replica(runs, run_id, served)
+    _approve_replica(runs, run_id, tunnel="approve", child_depth=1)
+    held = _held(runs, run_id, served)
+    lease, tunnel = held["postgres_database"], held["ssh_tunnel"]
+    # while the run holds it, the tunnel reaches the sandbox's standby, read-only
+    port = tunnel.undo["local_port"]
+    with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=shop_production") as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
     # while the run holds it, the replica is there and answers queries, sanitized
     with psycopg.connect(_replica_dsn(lease)) as conn:
         users = conn.execute("SELECT count(*) FROM users").fetchone()[0]
@@ -131,7 +136,7 @@ def test_the_replica_is_held_until_the_engineer_releases_it(
         for e in emails
     ), emails
     runs.wait_log(run_id, "waiting for approval at local_replica until ")
-    runs.wait_log(run_id, "holding 1 item(s) for the engineer until ")
+    runs.wait_log(run_id, "holding 2 item(s) for the engineer until ")
     # the form asks for what the issue names, and refuses a TTL beyond the runbook's maximum
     with pytest.raises(RuntimeError):
         resume_flow_run(
@@ -144,11 +149,12 @@ def test_the_replica_is_held_until_the_engineer_releases_it(
     )
     assert runs.wait_state(run_id, {"COMPLETED"}) == "COMPLETED"
     assert not _exists(lease)
+    assert not _accepts(port)
     report = _report(served)
     assert report["approvals"] == "manual"
     assert _decisions(report) == [
         ("local_replica", "approve", "ana"),
-        ("tunnel", "skip", "ana"),
+        ("tunnel", "approve", "ana"),
         ("hold", "release", "ana"),
     ]
     assert report["decisions"][0]["settings"]["child_depth"] == 1

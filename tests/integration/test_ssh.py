@@ -153,3 +153,15 @@ def test_without_a_key_or_an_agent_authentication_is_refused(
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     with pytest.raises(SSHError, match=r"no key to offer: set ssh.key .* or load the key into an SSH agent"):
         SSHConnection(sshd.config(key=None)).open()
+
+
+def test_put_uploads_a_file_over_sftp(sshd: Sshd, key_env: str, tmp_path: Path) -> None:
+    local = tmp_path / "probe.rb"
+    local.write_text("puts :probe\n")
+    remote = tmp_path / "uploaded" / "probe.rb"
+    remote.parent.mkdir()
+    with SSHConnection(sshd.config()) as conn:
+        conn.put(local, str(remote))
+        assert conn.run(["cat", str(remote)]).stdout == "puts :probe\n"
+    with pytest.raises(SSHError, match=r"uploading probe\.rb failed"), SSHConnection(sshd.config()) as conn:
+        conn.put(local, str(tmp_path / "no-such-dir" / "probe.rb"))

@@ -217,7 +217,7 @@ def test_an_idle_keeper_ends_on_sigterm_and_on_end_of_input() -> None:
         assert process.is_keeper(keeper.pid, keeper.start_time)
         # wait until it blocks reading its instructions (its imports done, its handlers set)
         wchan = Path(f"/proc/{keeper.pid}/wchan")
-        eventually(lambda: "pipe_read" in wchan.read_text(), "the keeper waits on its stdin")
+        eventually(lambda w=wchan: "pipe_read" in w.read_text(), "the keeper waits on its stdin")
         if end == "sigterm":
             proc.send_signal(signal.SIGTERM)
         else:

@@ -225,3 +225,20 @@ def test_an_idle_keeper_ends_on_sigterm_and_on_end_of_input() -> None:
             proc.stdin.close()
         assert proc.wait(timeout=60) == 0, (keeper.run_dir / "keeper.log").read_text()
         assert not (keeper.run_dir / "status.json").exists()  # it never connected
+
+
+def test_a_password_in_the_replica_dsn_is_never_handed_out_or_recorded(
+    sshd: Sshd, key_env: str, pg_standby: Cluster, ledger: LeaseLedger,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    secret = "pw-tunnel-0f3a9c"
+    monkeypatch.setenv("LADDER_TEST_REPLICA_DSN", f"{pg_standby.dsn()} password={secret}")
+    env = Environment(name="test", ssh=sshd.config(),
+                      tunnel_db=DatabaseConfig(dsn={"env": "LADDER_TEST_REPLICA_DSN"}))  # fmt: skip
+    tunnel = open_read_only_tunnel(env, owner="t", ttl=timedelta(minutes=5), ledger=ledger)
+    lease = ledger.get(tunnel.lease.id)
+    seen = [tunnel.dsn, tunnel.target, tunnel.read_only, lease.target, lease.description,
+            str(lease.undo), *(p.read_text() for p in tunnel.keeper.run_dir.iterdir())]  # fmt: skip
+    assert all(secret not in text for text in seen)
+    ledger.revert(tunnel.lease.id)
+    assert_closed(tunnel)

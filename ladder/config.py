@@ -12,11 +12,10 @@ import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -29,25 +28,14 @@ from ladder.connectors.log_source import LogSource
 from ladder.errors import ConfigError
 from ladder.incident import Incident, Source
 from ladder.rungs import RungName, RungSettings, ladder, rung_names
-from ladder.secrets import BlockRef, Dsn, EnvRef, SecretRef, is_set
+from ladder.secrets import BlockRef, Dsn, EnvRef, NotFromYaml, SecretRef, is_set
 from ladder.yamlfile import YamlDocument, load_yaml, parse_model
-
-T = TypeVar("T")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _not_from_yaml(value: object) -> object:
-    if value:
-        raise ValueError("filled in by Ladder, never read from YAML (secrets are {env: NAME} "
-                         "or {secret: NAME})")  # fmt: skip
-    return value
-
-
-#: A field Ladder fills in itself (the sandbox's keys), refused when a YAML file sets it.
-NotFromYaml = Annotated[T, BeforeValidator(_not_from_yaml)]
 
 
 # --- environment -------------------------------------------------------------------------------
@@ -69,6 +57,13 @@ class SSHConfig(_Strict):
     private_key: NotFromYaml[SecretStr | None] = Field(
         None, exclude=True, description="the sandbox's own key, filled in by bind_environment"
     )
+
+    @field_validator("known_hosts")
+    @classmethod
+    def _relative_to_file(cls, value: str, info: ValidationInfo) -> str:
+        path = Path(value).expanduser()
+        base = Path((info.context or {}).get("path", ".")).parent
+        return str(path if path.is_absolute() else base / path)
 
 
 class SentryConfig(_Strict):

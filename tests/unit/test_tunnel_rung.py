@@ -103,3 +103,11 @@ def test_a_pid_is_a_keeper_only_while_it_is_the_same_process() -> None:
             proc.kill()
             proc.wait()
     assert not is_keeper(keeper.pid, started)
+
+
+def test_known_hosts_is_relative_to_the_environment_file(tmp_path: Path) -> None:
+    (tmp_path / "envs").mkdir()
+    path = tmp_path / "envs" / "env.yaml"
+    path.write_text("name: prod\nssh: {host: db, user: u, known_hosts: pins/known_hosts}\n")
+    env = load_environment(path)
+    assert env.ssh is not None and env.ssh.known_hosts == str(tmp_path / "envs" / "pins" / "known_hosts")

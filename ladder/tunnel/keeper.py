@@ -13,6 +13,7 @@ that does not match is never retried. What it does is in ``RUN_DIR/status.json``
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import signal
@@ -71,6 +72,14 @@ class _Lease:
                 pass  # the ledger is busy or away: keep the last expiry we read
         return self.open and datetime.now(UTC) < self.expires_at
 
+    def give_up(self) -> None:
+        """Revert the lease from inside: its undo sees it runs in the keeper and only records."""
+        from ladder.errors import LeaseError
+
+        # when the ledger is away, the run's end or the janitor reverts it later
+        with contextlib.suppress(LeaseError):
+            self.ledger.revert(self.lease_id)
+
 
 def keep(spec: Any, status: _Status, stop: threading.Event) -> int:
     """Hold the forward until stopped, expired or out of retries; the process's exit code."""
@@ -112,6 +121,7 @@ def keep(spec: Any, status: _Status, stop: threading.Event) -> int:
             if failures > spec.max_reconnects:
                 why = f"gave up after {spec.max_reconnects} reconnect attempts: {exc}"
                 status.set("failed", why, error=why)
+                lease.give_up()  # the hold and the report learn the tunnel is gone
                 return 1
             status.set("reconnecting", f"attempt {failures} of {spec.max_reconnects} failed: "
                        f"{exc}", error=str(exc))  # fmt: skip

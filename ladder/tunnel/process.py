@@ -127,8 +127,15 @@ def spawn_keeper() -> Keeper:
         )
     _children[proc.pid] = proc
     started = start_time(proc.pid)
-    if started is None:
-        raise SSHError(f"the tunnel keeper exited at once: see {run_dir / LOG_FILE}")
+    # /proc/PID/cmdline is empty for a moment after exec: wait until it names the keeper, so
+    # that whoever checks its identity from now on (to stop it) sees what the lease recorded
+    deadline = time.monotonic() + 10
+    while started is None or not is_keeper(proc.pid, started):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise SSHError(f"the tunnel keeper did not start: see {run_dir / LOG_FILE}")
+        time.sleep(0.01)
+        started = start_time(proc.pid)
     return Keeper(proc.pid, started, run_dir)
 
 
@@ -224,6 +231,9 @@ def _reap(pid: int, block: bool = True) -> None:
 @register_undo("ssh_tunnel", payload=TunnelUndo)
 def _close_tunnel(payload: dict[str, Any]) -> str:
     spec = TunnelUndo.model_validate(payload)
+    status = read_status(Path(spec.run_dir))
+    if spec.pid == os.getpid():  # the keeper itself, giving up: it is on its way out
+        return f"the tunnel on 127.0.0.1:{spec.local_port} closed: its keeper {status.get('error')}"
     stopped = _stop(spec.pid, spec.start_time)
     status = read_status(Path(spec.run_dir))
     reconnects = int(status.get("reconnects") or 0)

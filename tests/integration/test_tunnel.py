@@ -242,3 +242,23 @@ def test_a_password_in_the_replica_dsn_is_never_handed_out_or_recorded(
     assert all(secret not in text for text in seen)
     ledger.revert(tunnel.lease.id)
     assert_closed(tunnel)
+
+
+def test_a_keeper_that_cannot_reconnect_gives_up_and_releases_its_lease(
+    sshd: Sshd, key_env: str, pg_standby: Cluster, ledger: LeaseLedger
+) -> None:
+    env = environment(sshd, pg_standby.dsn())
+    tunnel = open_read_only_tunnel(env, owner="t", ttl=timedelta(minutes=5), ledger=ledger,
+                                   max_reconnects=1)  # fmt: skip
+
+    sshd.kill()  # and it stays down
+
+    eventually(lambda: ledger.get(tunnel.lease.id).state is LeaseState.REVERTED,
+               "the keeper gives up and reverts its lease")  # fmt: skip
+    lease = ledger.get(tunnel.lease.id)
+    assert lease.outcome.startswith(
+        f"the tunnel on 127.0.0.1:{tunnel.local_port} closed: its keeper gave up after 1 "
+        "reconnect attempts: "
+    ), lease.outcome
+    assert_closed(tunnel)
+    assert read_status(tunnel.keeper.run_dir)["state"] == "failed"

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from ladder.connectors.log_source import LogSource
+from ladder.connectors.ssh import Bastion
 from ladder.errors import ConfigError
 from ladder.incident import Incident, Source
 from ladder.rungs import RungName, RungSettings, ladder, rung_names
@@ -49,7 +50,7 @@ class SSHConfig(_Strict):
     host: str
     user: str
     port: int = Field(22, ge=1, le=65535)
-    bastion: str | None = Field(None, description="jump host, user@host[:port]")
+    bastion: Bastion | None = Field(None, description="jump host, user@host[:port]")
     key: SecretRef | None = Field(
         None, description="private key, as a secret reference (default: the SSH agent)"
     )

@@ -4,7 +4,10 @@ it came from (for messages), the bastion spec, and the pinned-host-key policy. P
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Any
+import re
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import AfterValidator
 
 from ladder.errors import ConfigError, HostKeyError, SSHError
 
@@ -12,6 +15,19 @@ if TYPE_CHECKING:
     import paramiko
 
     from ladder.config import SSHConfig
+
+
+_BASTION = re.compile(r"([^@\s]+@)?[^@:\s]+(:\d{1,5})?")
+
+
+def _check_bastion(spec: str) -> str:
+    if not _BASTION.fullmatch(spec):
+        raise ValueError("expected user@host[:port], e.g. ladder@bastion.example.com:22")
+    return spec
+
+
+#: ``user@host[:port]`` as a config field: a malformed one is refused where the YAML says it.
+Bastion = Annotated[str, AfterValidator(_check_bastion)]
 
 
 def parse_bastion(spec: str, default_user: str) -> tuple[str, str, int]:

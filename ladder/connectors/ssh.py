@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ladder.connectors._ssh_keys import (
+    Bastion,
     load_private_key,
     parse_bastion,
     private_key_text,
@@ -48,7 +49,8 @@ if TYPE_CHECKING:
     from ladder.config import SSHConfig
 
 __all__ = [
-    "SSHConnection", "load_private_key", "parse_bastion", "private_key_text", "wait_for_port",
+    "Bastion", "SSHConnection", "load_private_key", "parse_bastion", "private_key_text",
+    "wait_for_port",
 ]  # fmt: skip
 
 LOCALHOST = "127.0.0.1"

@@ -10,10 +10,25 @@ closes at release, at its TTL, when the run ends, or by the janitor if the run d
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from ladder.rungs.base import ClimbState, Held, Minutes, Need, Rung, RungResult, RungSettings
+from ladder.rungs.base import (
+    ClimbState,
+    Finding,
+    Held,
+    Minutes,
+    Need,
+    Rung,
+    RungResult,
+    RungSettings,
+    Where,
+)
+
+if TYPE_CHECKING:
+    from ladder.config import LoadedRunbook
 
 
 class TunnelSettings(RungSettings):
@@ -81,6 +96,16 @@ def run(state: ClimbState, settings: TunnelSettings) -> RungResult:
     )
 
 
+def check(settings: TunnelSettings, loaded: LoadedRunbook, where: Where) -> list[Finding]:
+    """The pinned known_hosts should be there (a warning: a worker may have it where this
+    machine does not); without it every connection is refused."""
+    ssh = loaded.environment.ssh
+    if ssh is None or Path(ssh.known_hosts).is_file():
+        return []
+    return [("warning", f"{where()}: ssh.known_hosts {ssh.known_hosts} is not a file here: "
+             "every connection will be refused until the host keys are pinned in it")]  # fmt: skip
+
+
 RUNG = Rung(
     number=3,
     name="tunnel",
@@ -91,4 +116,5 @@ RUNG = Rung(
     needs=(Need("ssh and production_db", lambda env: env.ssh and (env.tunnel_db or env.production_db)),),
     run=run,
     hands_over=True,
+    check=check,
 )

@@ -111,3 +111,27 @@ def test_known_hosts_is_relative_to_the_environment_file(tmp_path: Path) -> None
     path.write_text("name: prod\nssh: {host: db, user: u, known_hosts: pins/known_hosts}\n")
     env = load_environment(path)
     assert env.ssh is not None and env.ssh.known_hosts == str(tmp_path / "envs" / "pins" / "known_hosts")
+
+
+@pytest.mark.parametrize("bastion", ["bad host", "a@b@c", "jump:ssh", "jump:22:1", "@jump"])
+def test_a_malformed_bastion_is_refused_at_its_line(tmp_path: Path, bastion: str) -> None:
+    path = tmp_path / "env.yaml"
+    path.write_text(f"name: prod\nssh:\n  host: db\n  user: u\n  known_hosts: /k\n  bastion: '{bastion}'\n")
+    with pytest.raises(ConfigError, match=r"env.yaml:6: ssh.bastion: expected user@host\[:port\]"):
+        load_environment(path)
+
+
+def test_runbook_check_warns_when_known_hosts_is_missing_here(tmp_path: Path) -> None:
+    from ladder.config import check_runbook
+
+    (tmp_path / "env.yaml").write_text(
+        f"name: prod\nssh: {{host: db, user: u, known_hosts: {tmp_path}/pins}}\n"
+        "production_db: {dsn: 'host=db dbname=shop'}\n"
+    )
+    (tmp_path / "rb.yaml").write_text("name: rb\nenvironment: env.yaml\nrungs:\n  tunnel: {}\n")
+    errors, warnings = check_runbook(tmp_path / "rb.yaml")
+    assert errors == []
+    assert warnings == [f"{tmp_path}/rb.yaml:4: rungs.tunnel: ssh.known_hosts {tmp_path}/pins is not a "
+                        "file here: every connection will be refused until the host keys are pinned in it"]  # fmt: skip
+    (tmp_path / "pins").write_text("")
+    assert check_runbook(tmp_path / "rb.yaml") == ([], [])

@@ -110,8 +110,10 @@ def keep(spec: Any, status: _Status, stop: threading.Event) -> int:
                     stop.wait(POLL_SECONDS)
                 if not conn.is_connected and not stop.is_set():
                     status.set("reconnecting", "the SSH connection dropped")
-        except HostKeyError as exc:
+        except HostKeyError as exc:  # never retried: the host is not the one pinned
             status.set("failed", str(exc), error=str(exc), host_key=True)
+            if ever_ready:  # it changed while the tunnel was held
+                lease.give_up()
             return 2
         except SSHError as exc:
             if not ever_ready:  # the first connection failed: the opener reports why

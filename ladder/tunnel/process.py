@@ -14,8 +14,10 @@ system gave to another process since is left alone.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +39,7 @@ from ladder.settings import settings
 KEEPER_MODULE = "ladder.tunnel.keeper"
 STATUS_FILE = "status.json"
 LOG_FILE = "keeper.log"
+KEEP_DAYS = 7  # how long a keeper's status and log stay in $LADDER_HOME/tunnels
 _children: dict[int, subprocess.Popen[bytes]] = {}  # keepers this process started, to reap them
 
 
@@ -111,9 +114,20 @@ def read_status(run_dir: Path) -> dict[str, Any]:
         return {}
 
 
+def _prune(tunnels: Path, keep_days: int = KEEP_DAYS) -> None:
+    """Remove the directories (status, log) of keepers that last wrote more than a week ago."""
+    horizon = time.time() - keep_days * 86400
+    for old in tunnels.glob("*/"):
+        with contextlib.suppress(OSError):
+            if max(f.stat().st_mtime for f in [old, *old.iterdir()]) < horizon:
+                shutil.rmtree(old)
+
+
 def spawn_keeper() -> Keeper:
     """Start an idle keeper, detached (a session of its own), in a new run directory."""
-    run_dir = settings().home / "tunnels" / uuid.uuid4().hex[:12]
+    tunnels = settings().home / "tunnels"
+    _prune(tunnels)
+    run_dir = tunnels / uuid.uuid4().hex[:12]
     run_dir.mkdir(parents=True, mode=0o700)
     root = Path(__file__).resolve().parents[2]  # `-m` finds ladder from here, installed or not
     with (run_dir / LOG_FILE).open("ab") as log:

@@ -135,3 +135,16 @@ def test_runbook_check_warns_when_known_hosts_is_missing_here(tmp_path: Path) ->
                         "file here: every connection will be refused until the host keys are pinned in it"]  # fmt: skip
     (tmp_path / "pins").write_text("")
     assert check_runbook(tmp_path / "rb.yaml") == ([], [])
+
+
+def test_keeper_directories_older_than_a_week_are_pruned(tmp_path: Path) -> None:
+    from ladder.tunnel.process import _prune
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    for d in (old, new):
+        d.mkdir()
+        (d / "keeper.log").write_text("x")
+    for f in (old / "keeper.log", old):
+        os.utime(f, (0, 0))
+    _prune(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new"]

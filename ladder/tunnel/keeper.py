@@ -107,6 +107,7 @@ def keep(spec: Any, status: _Status, stop: threading.Event) -> int:
                                f"{spec.remote_host}:{spec.remote_port} via {conn.address}")  # fmt: skip
                 ever_ready, failures = True, 0
                 while not stop.is_set() and conn.is_connected and lease.wanted(time.monotonic()):
+                    _note_expiry(status, lease.expires_at)
                     stop.wait(POLL_SECONDS)
                 if not conn.is_connected and not stop.is_set():
                     status.set("reconnecting", "the SSH connection dropped")
@@ -131,6 +132,14 @@ def keep(spec: Any, status: _Status, stop: threading.Event) -> int:
     why = "told to stop" if stop.is_set() else "its lease ended or expired"
     status.set("closed", why)
     return 0
+
+
+def _note_expiry(status: _Status, expires_at: datetime) -> None:
+    """Record when the lease now ends (it moves when the engineer extends the hold)."""
+    when = expires_at.isoformat()
+    if status.data.get("expires_at") != when:
+        status.set(status.data["state"], f"held until {expires_at:%Y-%m-%d %H:%M:%S} UTC",
+                   expires_at=when)  # fmt: skip
 
 
 def _exit_now(*_: object) -> None:

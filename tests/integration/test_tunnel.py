@@ -262,3 +262,20 @@ def test_a_keeper_that_cannot_reconnect_gives_up_and_releases_its_lease(
     ), lease.outcome
     assert_closed(tunnel)
     assert read_status(tunnel.keeper.run_dir)["state"] == "failed"
+
+
+def test_the_keeper_follows_an_extended_lease(
+    sshd: Sshd, key_env: str, pg_standby: Cluster, ledger: LeaseLedger
+) -> None:
+    env = environment(sshd, pg_standby.dsn())
+    tunnel = open_read_only_tunnel(env, owner="t", ttl=timedelta(minutes=5), ledger=ledger)
+    later = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
+
+    ledger.extend(tunnel.lease.id, later)  # what the hold's *extend* does
+
+    eventually(lambda: read_status(tunnel.keeper.run_dir).get("expires_at") == later.isoformat(),
+               "the keeper reads the new expiry")  # fmt: skip
+    assert f"held until {later:%Y-%m-%d %H:%M:%S} UTC" in read_status(tunnel.keeper.run_dir)["events"][-1]
+    assert accepts(tunnel.local_port)
+    ledger.revert(tunnel.lease.id)
+    assert_closed(tunnel)

@@ -5,7 +5,10 @@
     ├── SecretError             a secret reference could not be resolved (never carries the value)
     ├── ConnectorError          an outside system failed or refused
     │   ├── PostgresError       a cluster, pg_dump, psql or COPY step failed
-    │   └── LogSourceError      a log file is missing or unreadable
+    │   ├── LogSourceError      a log file is missing or unreadable
+    │   ├── SSHError            an SSH host, bastion or tunnel failed or refused
+    │   │   └── HostKeyError    a host key is not the one pinned in known_hosts (never retried)
+    │   └── NotReadOnlyError    a database that must be read-only (the tunnel's) is writable
     ├── SandboxError            the embedded sandbox is missing or broken
     ├── SanitizeError           a value could not be sanitized
     │   └── PolicyError         a policy does not cover the data (fail closed)
@@ -51,6 +54,18 @@ class PostgresError(ConnectorError):
 
 class LogSourceError(ConnectorError):
     """A log source is missing or unreadable."""
+
+
+class SSHError(ConnectorError):
+    """An SSH host or bastion could not be reached, refused us, or a command or tunnel failed."""
+
+
+class HostKeyError(SSHError):
+    """A host offered a key that the pinned ``known_hosts`` does not hold (unknown or changed)."""
+
+
+class NotReadOnlyError(ConnectorError):
+    """A database Ladder may only read from (a tunnel's target) would accept writes."""
 
 
 class SandboxError(LadderError):

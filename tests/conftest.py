@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from servers.sshd import sshd, sshd_module  # noqa: F401 - fixtures for every test module
+from servers.standby import pg_standby  # noqa: F401 - a fixture for every test module
 
 from ladder.sandbox.cluster import Cluster
 

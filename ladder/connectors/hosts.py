@@ -23,7 +23,7 @@ from ladder.errors import ConnectorError
 from ladder.procs import Result
 from ladder.procs import run as run_local
 
-__all__ = ["Host", "LocalHost", "spawn", "signal"]
+__all__ = ["Host", "LocalHost", "SSHHost", "alive", "signal", "spawn"]
 
 # $0 is the output file, "$@" the command; prints the detached command's pid.
 _SPAWN = 'setsid "$@" > "$0" 2>&1 < /dev/null & echo $!'

@@ -21,7 +21,9 @@ from ladder.errors import ConnectorError, GuardrailError
 __all__ = ["PumaProcess", "PumaServer", "find_puma"]
 
 _MASTER = re.compile(r"^puma \d[\w.]* \((?P<bind>[^)]*)\)(?: \[(?P<app>[^\]]*)\])?")
-_WORKER = re.compile(r"^puma: cluster worker (?P<index>\d+): (?P<master>\d+)(?: \[(?P<app>[^\]]*)\])?")
+_WORKER = re.compile(
+    r"^puma: cluster worker (?P<index>\d+): (?P<master>\d+)(?: \[(?P<app>[^\]]*)\])?"
+)
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,9 @@ class PumaServer:
         for w in self.workers:
             if w.worker == worker:
                 return w
-        raise GuardrailError(f"Puma pid {self.master.pid} has no worker {worker} (it has {indexes})")
+        raise GuardrailError(
+            f"Puma pid {self.master.pid} has no worker {worker} (it has {indexes})"
+        )
 
     def describe(self) -> str:
         base = f"Puma {self.mode} mode, pid {self.master.pid} (found by {self.found_by})"

@@ -40,7 +40,7 @@ _SAFE_PATH = re.compile(r"^/[\w./-]+$")
 
 
 def socket_path(pid: int) -> str:
-    return f"/tmp/rbtrace-{pid}.sock"
+    return f"/tmp/rbtrace-{pid}.sock"  # noqa: S108  # rbtrace's own fixed path
 
 
 def explain(pid: int, said: str) -> str:
@@ -127,7 +127,9 @@ class Preflight:
     notes: list[str] = field(default_factory=list)
 
     def markdown(self) -> str:
-        return "\n".join(f"- {n}" for n in [f"target pid {self.pid}, Ruby {self.ruby}", *self.notes])
+        return "\n".join(
+            f"- {n}" for n in [f"target pid {self.pid}, Ruby {self.ruby}", *self.notes]
+        )
 
 
 def preflight(host: Host, pid: int) -> Preflight:

@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 __all__ = ["Call", "Raised", "Trace", "parse_probe_log", "parse_trace"]
 
 _TIMED = re.compile(r"^(?P<body>.*?) <(?P<secs>\d+(?:\.\d+)?)>$")
-_CALL = re.compile(r"^(?P<name>[A-Z][\w:]*(?:[#.]|::)[^\s(<]+|[a-z_]\w*[!?]?)(?:\((?P<args>.*)\))?$")
+_CALL = re.compile(
+    r"^(?P<name>[A-Z][\w:]*(?:[#.]|::)[^\s(<]+|[a-z_]\w*[!?]?)(?:\((?P<args>.*)\))?$"
+)
 _EXCEPTION = re.compile(r"^#<(?P<cls>[A-Z]\w*(?:::[A-Z]\w*)*): (?P<message>.*)>$", re.S)
 _RAISED = re.compile(r"^RAISED (?P<cls>[\w:]+): (?P<message>.*?) IN (?P<where>\S+) AT (?P<at>\S+)$")
 _SQL = re.compile(
@@ -119,7 +121,9 @@ def parse_trace(text: str, indent: int = 2) -> Trace:
             continue
         raised = _RAISED.match(line.strip())
         if raised:
-            trace.raised.append(Raised(raised["cls"], raised["message"], raised["where"], raised["at"]))
+            trace.raised.append(
+                Raised(raised["cls"], raised["message"], raised["where"], raised["at"])
+            )
             continue
         depth = (len(line) - len(line.lstrip(" "))) // indent
         body, seconds = line.strip(), None

@@ -6,7 +6,9 @@
     ├── ConnectorError          an outside system failed or refused
     │   ├── PostgresError       a cluster, pg_dump, psql or COPY step failed
     │   ├── LogSourceError      a log file is missing or unreadable
-    │   └── RbtraceError        rbtrace could not attach, or an eval in the target raised
+    │   ├── RbtraceError        rbtrace could not attach, or an eval in the target raised
+    │   └── SSHError            an SSH host, bastion or tunnel failed or refused
+    │       └── HostKeyError    a host key is not the one pinned in known_hosts (never retried)
     ├── SandboxError            the embedded sandbox is missing or broken
     ├── SanitizeError           a value could not be sanitized
     │   └── PolicyError         a policy does not cover the data (fail closed)
@@ -53,6 +55,14 @@ class PostgresError(ConnectorError):
 
 class LogSourceError(ConnectorError):
     """A log source is missing or unreadable."""
+
+
+class SSHError(ConnectorError):
+    """An SSH host or bastion could not be reached, refused us, or a command or tunnel failed."""
+
+
+class HostKeyError(SSHError):
+    """A host offered a key that the pinned ``known_hosts`` does not hold (unknown or changed)."""
 
 
 class SandboxError(LadderError):

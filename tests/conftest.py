@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from servers.sshd import sshd, sshd_module  # noqa: F401 - fixtures for every test module
 
 from ladder.sandbox.cluster import Cluster
 

@@ -13,17 +13,22 @@ printed for a later :func:`signal`.
 
 from __future__ import annotations
 
-import shlex
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from pydantic import BaseModel, ConfigDict
+
+from ladder.config import SSHConfig
 from ladder.errors import ConnectorError
 from ladder.procs import Result
 from ladder.procs import run as run_local
 
-__all__ = ["Host", "LocalHost", "SSHHost", "alive", "signal", "spawn"]
+if TYPE_CHECKING:
+    from ladder.connectors.ssh import SSHConnection
+
+__all__ = ["Host", "HostRef", "LocalHost", "SSHHost", "alive", "signal", "spawn"]
 
 # $0 is the output file, "$@" the command; prints the detached command's pid.
 _SPAWN = 'setsid "$@" > "$0" 2>&1 < /dev/null & echo $!'
@@ -61,30 +66,39 @@ class LocalHost:
 
 
 class SSHHost:
-    """A host reached over SSH with a fabric ``Connection`` (made by ``ladder.connectors.ssh``)."""
+    """A staging host over SSH: an :class:`~ladder.connectors.ssh.SSHConnection` (pinned host
+    keys, key from a secret reference), which quotes every argv word with ``shlex``."""
 
-    def __init__(self, connection: object, label: str) -> None:
+    def __init__(self, connection: SSHConnection) -> None:
         self.connection = connection
-        self.label = label
+        self.label = connection.address
 
     def run(self, argv: Sequence[str], *, timeout: float = 60) -> Result:
-        command = shlex.join(argv)
-        try:
-            res = self.connection.run(  # type: ignore[attr-defined]
-                command, hide=True, warn=True, timeout=timeout, in_stream=False
-            )
-        except Exception as exc:  # paramiko/invoke: translated at the boundary
-            raise ConnectorError(f"{self.label}: cannot run {argv[0]}: {exc}") from exc
-        return Result(tuple(argv), int(res.exited), res.stdout, res.stderr)
+        return self.connection.run(list(argv), timeout=timeout)
 
     def put(self, local: Path, remote: str) -> None:
-        try:
-            self.connection.put(str(local), remote=remote)  # type: ignore[attr-defined]
-        except Exception as exc:
-            raise ConnectorError(f"{self.label}: cannot upload {local.name}: {exc}") from exc
+        self.connection.put(local, remote)
 
     def close(self) -> None:
-        self.connection.close()  # type: ignore[attr-defined]
+        self.connection.close()
+
+
+class HostRef(BaseModel):
+    """How to reach a host again later (a lease's undo, run by the janitor): over SSH with
+    this config (secrets only as references), or this machine (``local``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    ssh: SSHConfig | None = None
+    local: bool = False
+
+    def open(self) -> Host:
+        if self.ssh is not None:
+            from ladder.connectors.ssh import SSHConnection
+
+            return SSHHost(SSHConnection(self.ssh))
+        if self.local:
+            return LocalHost()
+        raise ConnectorError("a host reference names neither ssh nor local")
 
 
 def spawn(host: Host, argv: Sequence[str], output: str) -> int:

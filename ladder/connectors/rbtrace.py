@@ -224,3 +224,31 @@ def stop_tracer(host: Host, tracer: Tracer, wait: float = 10) -> str:
     text = host.run(["cat", "--", tracer.output], timeout=30).stdout
     host.run(["rm", "-f", "--", tracer.output], timeout=30)
     return text
+
+
+def detach_all(host: Host, target: int, wait: float = 10) -> int:
+    """Stop every rbtrace client attached to ``target`` (SIGINT, then SIGKILL plus removing the
+    socket it leaves); how many there were. Idempotent: none attached is 0."""
+    clients = tracer_clients(host, target)
+    for pid in clients:
+        signal(host, pid, "INT")
+    deadline = time.monotonic() + wait
+    while tracer_clients(host, target) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    stuck = tracer_clients(host, target)
+    for pid in stuck:
+        signal(host, pid, "KILL")
+    if stuck:
+        host.run(["rm", "-f", "--", socket_path(target)], timeout=30)
+    return len(clients)
+
+
+def backtraces(host: Host, target: int, frames: int) -> str:
+    """Every thread's backtrace in ``target`` (``rbtrace -b N``), ``frames`` frames each."""
+    res = host.run(
+        ["rbtrace", "-p", str(target), "--timeout", str(EVAL_TIMEOUT), "-b", str(frames)],
+        timeout=EVAL_TIMEOUT * 3 + 10,
+    )
+    if not res.ok or "attached to process" not in res.stderr:
+        raise RbtraceError(f"{host.label}: {explain(target, _said(res.stderr + res.stdout))}")
+    return res.stdout

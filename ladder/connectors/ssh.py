@@ -276,7 +276,9 @@ class SSHConnection(Connection["fabric.Connection"]):
             how = (
                 self.config.key.describe()
                 if self.config.key is not None
-                else "the given key" if self._private_key else "the SSH agent"
+                else "the given key"
+                if self._private_key
+                else "the SSH agent"
             )
             return SSHError(
                 f"{doing} failed on {self.address}: authentication refused (key from {how})"
@@ -295,9 +297,7 @@ class SSHConnection(Connection["fabric.Connection"]):
         line = command if isinstance(command, str) else shlex.join(command)
         conn = self.open()
         with self.errors(f"running {line.split(' ', 1)[0]!r}"):
-            res = conn.run(
-                line, hide=True, warn=True, in_stream=False, timeout=timeout, pty=False
-            )
+            res = conn.run(line, hide=True, warn=True, in_stream=False, timeout=timeout, pty=False)
         argv = (line,) if isinstance(command, str) else tuple(command)
         return Result(argv, int(res.exited), res.stdout, res.stderr)
 
@@ -347,4 +347,6 @@ def _check_free(port: int) -> None:
         try:
             s.bind((LOCALHOST, port))
         except OSError:
-            raise SSHError(f"127.0.0.1:{port} is already in use: choose another local port") from None
+            raise SSHError(
+                f"127.0.0.1:{port} is already in use: choose another local port"
+            ) from None

@@ -86,8 +86,32 @@ class LoadBalancerConfig(_Strict):
 
 class StagingConfig(_Strict):
     database: DatabaseConfig
-    app_url: str | None = None
-    ssh: SSHConfig | None = None
+    app_url: str | None = Field(None, description="the staging app, where rung 4 replays requests")
+    ssh: SSHConfig | None = Field(None, description="how to reach the staging app hosts")
+    hosts: list[str] = Field(
+        default_factory=list,
+        description="the app hosts this environment marks as staging, the only ones rung 4 "
+        "traces (reached with ssh, host replaced; default: ssh.host)",
+    )
+    local: bool = Field(
+        False, description="the staging app runs on this machine (the sandbox): no SSH"
+    )
+    puma_pidfile: str | None = Field(
+        None, description="Puma's pidfile on the hosts (default: the only Puma running)"
+    )
+    work_dir: str = Field(
+        "/tmp",  # noqa: S108  # on the staging host, a directory of 0700 is made in it
+        pattern=r"^/[\w./-]*$",
+        description="where probes are uploaded on the hosts",
+    )
+
+    def staging_hosts(self) -> list[str]:
+        """The hosts marked staging: ``hosts``, else ``ssh.host``, else this machine if local."""
+        if self.hosts:
+            return list(self.hosts)
+        if self.ssh is not None:
+            return [self.ssh.host]
+        return ["localhost"] if self.local else []
 
 
 class Environment(_Strict):

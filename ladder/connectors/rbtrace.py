@@ -67,8 +67,11 @@ def explain(pid: int, said: str) -> str:
 
 
 def _said(text: str) -> str:
-    lines = [ln for ln in text.strip().splitlines() if ln.strip() and not ln.startswith("***")]
-    return lines[-1].strip() if lines else text.strip()
+    """rbtrace's complaint: its ``Error: ...`` line, else its last line that is not chatter."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("Error")]
+    rest = [ln for ln in lines if not ln.startswith(("***", "Try --help"))]
+    return (errors or rest or [text.strip()])[0 if errors else -1]
 
 
 def evaluate(host: Host, pid: int, expr: str) -> str:

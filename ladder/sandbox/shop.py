@@ -1,0 +1,152 @@
+"""The sandbox shop on Puma with rbtrace, for the sandbox's staging and the tests (``tests/servers/puma.py``).
+
+A :class:`ShopServer` runs ``shop_app/config.ru`` (a Rack app with the incident's bug on
+``POST /checkout``) under Puma on ``127.0.0.1:port``, reading the database in ``database_url``,
+from a directory of its own (pidfile, log, state). ``RUBYOPT=-rrbtrace`` loads rbtrace into the
+server (``rbtrace=False`` leaves it out, as an app that never required it). ``workers=0`` is
+single mode, ``workers=N`` cluster mode. ``start()`` waits until ``/health`` answers (and every
+worker booted); ``stop()`` ends the master and its workers by PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ladder.errors import SandboxError
+from ladder.procs import free_port, pid_alive
+
+APP = Path(__file__).with_name("shop_app")
+IMPERSONATE_HEADER = "X-Shop-Impersonate"
+SESSION_COOKIE = "_shop_session"
+
+
+def available() -> str | None:
+    """None when this machine can run the shop with rbtrace, else the Debian package missing."""
+    for program, package in (("ruby", "ruby"), ("puma", "puma"), ("rbtrace", "ruby-rbtrace")):
+        if shutil.which(program) is None:
+            return package
+    probe = subprocess.run(
+        ["ruby", "-e", 'require "pg"; require "rack"'], capture_output=True, check=False
+    )
+    if probe.returncode != 0:
+        return "ruby-pg" if b"pg" in probe.stderr else "ruby-rack"
+    return None
+
+
+@dataclass
+class ShopServer:
+    directory: Path
+    database_url: str
+    workers: int = 0
+    rbtrace: bool = True
+    port: int | None = None
+
+    def __post_init__(self) -> None:
+        self.directory = Path(self.directory).absolute()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pidfile(self) -> Path:
+        return self.directory / "puma.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.directory / "puma.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if pid_alive(pid) else None
+
+    def worker_pids(self) -> list[int]:
+        from ladder.sandbox.sshd import children
+
+        master = self.pid()
+        if master is None:
+            return []
+        return sorted(p for p in children(master) if _is_worker(p, master))
+
+    def start(self, timeout: float = 30) -> None:
+        if self.pid() is not None:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        env = {**os.environ, "SHOP_DATABASE_URL": self.database_url, "RACK_ENV": "production"}
+        env.pop("RUBYOPT", None)
+        if self.rbtrace:
+            env["RUBYOPT"] = "-rrbtrace"
+        argv = ["puma", "-b", f"tcp://127.0.0.1:{self.port}", "-t", "1:4"]
+        argv += ["--pidfile", str(self.pidfile), "-e", "production"]
+        if self.workers:
+            argv += ["-w", str(self.workers)]
+        argv.append(str(APP / "config.ru"))
+        with self.log_file.open("ab") as log:
+            self._proc = subprocess.Popen(  # argv list, no shell
+                argv, cwd=APP, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+        (self.directory / "shop.json").write_text(json.dumps(self.state()))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._ready():
+                return
+            time.sleep(0.2)
+        tail = self.log_file.read_text(errors="replace")[-600:]
+        self.stop()
+        raise SandboxError(f"Puma did not start the shop on port {self.port}: {tail}")
+
+    def state(self) -> dict[str, object]:
+        return {"port": self.port, "pidfile": str(self.pidfile), "workers": self.workers,
+                "url": self.url, "rbtrace": self.rbtrace}  # fmt: skip
+
+    def _ready(self) -> bool:
+        import httpx
+
+        if self.pid() is None or len(self.worker_pids()) < self.workers:
+            return False
+        try:
+            return httpx.get(f"{self.url}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self, grace: float = 10) -> None:
+        """Stop the master (SIGTERM, then SIGKILL) and any worker left, by PID."""
+        master = self.pid()
+        if master is None:
+            return
+        workers = self.worker_pids()
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
+            for pid in (master, *workers):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + wait
+            while any(pid_alive(p) for p in (master, *workers)) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if not any(pid_alive(p) for p in (master, *workers)):
+                break
+        if self._proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=1)
+        self.pidfile.unlink(missing_ok=True)
+
+
+def _is_worker(pid: int, master: int) -> bool:
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+    return title.startswith("puma: cluster worker") and f": {master}" in title

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ladder.errors import SandboxError
-from ladder.procs import free_port, pid_alive
+from ladder.procs import child_env, free_port, pid_alive
 
 APP = Path(__file__).with_name("shop_app")
 IMPERSONATE_HEADER = "X-Shop-Impersonate"
@@ -85,10 +85,10 @@ class ShopServer:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
-        env = {**os.environ, "SHOP_DATABASE_URL": self.database_url, "RACK_ENV": "production"}
-        env.pop("RUBYOPT", None)
+        extra = {"SHOP_DATABASE_URL": self.database_url, "RACK_ENV": "production"}
         if self.rbtrace:
-            env["RUBYOPT"] = "-rrbtrace"
+            extra["RUBYOPT"] = "-rrbtrace"
+        env = child_env(extra, drop=() if self.rbtrace else ("RUBYOPT",))
         argv = ["puma", "-b", f"tcp://127.0.0.1:{self.port}", "-t", "1:4"]
         argv += ["--pidfile", str(self.pidfile), "-e", "production"]
         if self.workers:

@@ -82,7 +82,10 @@ def test_runbook_requests_replayed_without_evidence(
     sshd, puma, ssh_key, work_dir, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     requests = [{"method": "POST", "path": "/checkout", "user_id": OK_USER}]
-    rung = {"requests": requests, "identity": {"cookie": "_shop_session", "value": "user_id={user_id}"}}
+    rung = {
+        "requests": requests,
+        "identity": {"cookie": "_shop_session", "value": "user_id={user_id}"},
+    }
     runbook = write_runbook(tmp_path, ssh_staging(sshd, puma, work_dir), rung)
 
     result = run(climb_state(runbook), settings_of(runbook))
@@ -125,9 +128,7 @@ def test_probe_lease_is_reverted_by_the_janitor(
     assert not any(Path(f).exists() for f in files)
 
 
-def test_stale_rbtrace_socket_is_removed(
-    sshd, puma, ssh_key, work_dir, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+def test_stale_rbtrace_socket_is_removed(sshd, puma, ssh_key, work_dir, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     pid = puma.pid()
     stale = Path(rbtrace.socket_path(pid))
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:

@@ -105,6 +105,20 @@ class StagingConfig(_Strict):
         description="where probes are uploaded on the hosts",
     )
 
+    unavailable: str | None = Field(
+        None,
+        exclude=True,
+        description="why the sandbox runs no staging app (the missing Debian package); "
+        "filled in by bind_environment, never read from YAML",
+    )
+
+    @field_validator("unavailable", mode="before")
+    @classmethod
+    def _not_from_yaml(cls, value: object) -> None:
+        if value is not None:
+            raise ValueError("unavailable is the sandbox's own note, not a setting")
+        return None
+
     def staging_hosts(self) -> list[str]:
         """The hosts marked staging: ``hosts``, else ``ssh.host``, else this machine if local."""
         if self.hosts:
@@ -357,12 +371,25 @@ def with_sandbox(
     staging_dsn: str,
     log_files: list[Path],
     pseudonym_key: str | None = None,
+    shop: dict[str, object] | None = None,
 ) -> Environment:
-    """The sandbox environment with its databases, log files and pseudonymization key filled in."""
+    """The sandbox environment with its databases, log files and pseudonymization key filled
+    in, and its staging app (the shop on Puma, on this machine) while it runs."""
+    staging = StagingConfig(database=DatabaseConfig(dsn=staging_dsn))
+    if shop and shop.get("unavailable"):
+        staging = staging.model_copy(update={"unavailable": str(shop["unavailable"])})
+    elif shop:
+        staging = StagingConfig(
+            database=staging.database,
+            app_url=str(shop["url"]),
+            local=True,
+            puma_pidfile=str(shop["pidfile"]),
+            work_dir=str(shop["work_dir"]),
+        )
     return env.model_copy(
         update={
             "production_db": env.production_db or DatabaseConfig(dsn=production_dsn),
-            "staging": env.staging or StagingConfig(database=DatabaseConfig(dsn=staging_dsn)),
+            "staging": env.staging or staging,
             "logs": env.logs or [LogSource(path=p) for p in log_files],
             "pseudonym_key": SecretStr(pseudonym_key) if pseudonym_key else env.pseudonym_key,
         }
@@ -386,6 +413,6 @@ def bind_environment(
 
     info = sandbox.load(Path(sandbox_dir) if sandbox_dir else None)
     bound = with_sandbox(
-        env, info.production_dsn, info.staging_dsn, info.log_files, info.pseudonym_key
+        env, info.production_dsn, info.staging_dsn, info.log_files, info.pseudonym_key, info.shop
     )
     return bound, info.incident

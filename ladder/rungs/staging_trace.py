@@ -16,11 +16,20 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from ladder.errors import GuardrailError
-from ladder.rungs.base import ClimbState, Minutes, Need, Rung, RungResult, RungSettings
+from ladder.rungs.base import (
+    ClimbState,
+    Finding,
+    Minutes,
+    Need,
+    Rung,
+    RungResult,
+    RungSettings,
+    Where,
+)
 from ladder.trace.replay import Identity, ReplayRequest
 
 if TYPE_CHECKING:
-    from ladder.config import Environment
+    from ladder.config import Environment, LoadedRunbook
     from ladder.trace.session import TracePlan
 
 _SQL_SHOWN = 50
@@ -91,6 +100,8 @@ def plan_trace(
     staging = env.staging
     if staging is None:
         return "the environment has no staging"
+    if staging.unavailable:
+        return staging.unavailable
     marked = staging.staging_hosts()
     host = settings.host or (marked[0] if marked else None)
     if host is None or host not in marked:
@@ -112,6 +123,8 @@ def plan_trace(
     if not probes and not methods and settings.slow_ms is None:
         return "nothing to trace: the runbook names no probes, methods or slow_ms"
     if not staging.app_url:
+        if env.sandbox:
+            return "the sandbox's staging app is not running: `ladder sandbox up` starts it"
         return "the environment's staging has no app_url to replay requests against"
     evidence = state.result(EvidenceResult)
     found = from_evidence(evidence.replayable) if evidence and evidence.status == "done" else []
@@ -194,6 +207,31 @@ def run(state: ClimbState, settings: StagingTraceSettings) -> RungResult:
     )
 
 
+def check(settings: StagingTraceSettings, loaded: LoadedRunbook, where: Where) -> list[Finding]:
+    """The guardrails that need no host, for ``ladder runbook check``."""
+    from ladder.trace.probes import allowed_probe, check_selector
+
+    out: list[Finding] = []
+    for probe in settings.probes:
+        try:
+            allowed_probe(probe, loaded.path.parent / "probes")
+        except GuardrailError as exc:
+            out.append(("error", f"{where('probes')}: {exc}"))
+    for selector in settings.methods:
+        try:
+            check_selector(selector)
+        except GuardrailError as exc:
+            out.append(("error", f"{where('methods')}: {exc}"))
+    if settings.duration_seconds > settings.max_duration_seconds:
+        out.append(("error", f"{where('duration_seconds')}: {settings.duration_seconds} s is "
+                    f"above max_duration_seconds ({settings.max_duration_seconds} s)"))  # fmt: skip
+    staging = loaded.environment.staging
+    if settings.host and staging is not None and settings.host not in staging.staging_hosts():
+        out.append(("error", f"{where('host')}: {settings.host!r} is not among the "
+                    "environment's staging hosts"))  # fmt: skip
+    return out
+
+
 RUNG = Rung(
     number=4,
     name="staging_trace",
@@ -203,4 +241,5 @@ RUNG = Rung(
     settings=StagingTraceSettings,
     needs=(Need("staging", lambda env: env.staging),),
     run=run,
+    check=check,
 )

@@ -26,6 +26,7 @@ from ladder.connectors.postgres import connect, create_database
 from ladder.errors import PostgresError, SandboxError
 from ladder.incident import Incident
 from ladder.replica.guard import create_marked
+from ladder.sandbox import shop
 from ladder.sandbox.cluster import Cluster
 from ladder.sandbox.limits import DEFAULT_REQUESTS, MIN_REQUESTS, MIN_USERS
 from ladder.settings import settings
@@ -56,6 +57,7 @@ class SandboxInfo:
     running: bool
     sizes: dict[str, int] = field(default_factory=dict)
     slow_user_id: int | None = None
+    shop: dict[str, object] | None = None  # the staging app on Puma, while it runs
 
     @property
     def pseudonym_key(self) -> str:
@@ -232,6 +234,7 @@ def _read(directory: Path) -> SandboxInfo:
             running=Cluster(directory / "pg").running(),
             sizes=dict(state.get("sizes", {})),
             slow_user_id=state.get("slow_user_id"),
+            shop=shop.running(directory),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise SandboxError(
@@ -247,6 +250,7 @@ def _write_state(directory: Path, state: dict[str, object]) -> None:
 
 def _remove_parts(directory: Path) -> None:
     """Stop the cluster and delete the parts ``up`` makes; other files in ``directory`` stay."""
+    shop.stop(directory)
     cluster = Cluster(directory / "pg")
     if cluster.exists():
         cluster.stop()

@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,7 +100,7 @@ class ShopServer:
                 argv, cwd=APP, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )  # fmt: skip
-        (self.directory / "shop.json").write_text(json.dumps(self.state()))
+        (self.directory / STATE_FILE).write_text(json.dumps(self.state()))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._ready():
@@ -150,3 +151,73 @@ def _is_worker(pid: int, master: int) -> bool:
     except OSError:
         return False
     return title.startswith("puma: cluster worker") and f": {master}" in title
+
+
+# --- the sandbox's staging app ---------------------------------------------------------------
+
+SHOP_DIR = "shop"
+STATE_FILE = "shop.json"
+UNAVAILABLE_FILE = "unavailable.txt"
+
+
+def running(sandbox_dir: Path) -> dict[str, object] | None:
+    """The sandbox's shop as ``shop.json`` says (url, pidfile, work_dir), if it is running."""
+    directory = Path(sandbox_dir) / SHOP_DIR
+    why = directory / UNAVAILABLE_FILE
+    if why.exists():
+        return {"unavailable": why.read_text().strip()}
+    try:
+        state = json.loads((directory / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    server = ShopServer(directory, "", port=state.get("port"))
+    if server.pid() is None:
+        return None
+    return {**state, "work_dir": str(directory / "work")}
+
+
+def serve(
+    sandbox_dir: Path, production_dsn: str, staging_dsn: str, policy: Path, key: str,
+    say: Callable[[str], None],
+) -> str | None:  # fmt: skip
+    """Run the shop on Puma with rbtrace as the sandbox's staging app, staging's database filled
+    first (a sanitized copy of production, as refresh-staging makes it) when it is empty.
+    None when it runs; else why not, naming the Debian package missing."""
+    directory = Path(sandbox_dir) / SHOP_DIR
+    missing = available()
+    if missing:
+        why = f"the sandbox has no staging app: this machine lacks Debian package {missing}"
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / UNAVAILABLE_FILE).write_text(why + "\n")
+        return why
+    (directory / UNAVAILABLE_FILE).unlink(missing_ok=True)
+    if running(sandbox_dir) is not None:
+        return None
+    if not _has_tables(staging_dsn):
+        from ladder.replica.pipeline import create_replica
+
+        say("copying production into staging, sanitized (as refresh-staging does)")
+        create_replica(production_dsn, staging_dsn, str(policy), all_tables=True, key=key,
+                       owner="sandbox")  # fmt: skip
+    (directory / "work").mkdir(parents=True, exist_ok=True)
+    (directory / "work").chmod(0o700)
+    server = ShopServer(directory, staging_dsn)
+    server.start()
+    say(f"the shop runs on Puma with rbtrace at {server.url} (staging)")
+    return None
+
+
+def stop(sandbox_dir: Path) -> None:
+    """Stop the sandbox's shop, if it runs, and remove its directory."""
+    directory = Path(sandbox_dir) / SHOP_DIR
+    if directory.exists():
+        ShopServer(directory, "").stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _has_tables(dsn: str) -> bool:
+    from ladder.connectors.postgres import connect
+
+    with connect(dsn) as conn:
+        row = conn.execute("SELECT to_regclass('public.orders') IS NOT NULL").fetchone()
+    return bool(row and row[0])

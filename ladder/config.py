@@ -85,46 +85,23 @@ class LoadBalancerConfig(_Strict):
 
 
 class StagingConfig(_Strict):
+    """Staging: its database, its app (rung 4 replays requests there) and the app's hosts,
+    reached over ``ssh`` (each of ``hosts`` in turn, default ``ssh.host``) or, on the sandbox,
+    on this machine (``local``). ``unavailable`` is the sandbox's note of a missing package."""
+
     database: DatabaseConfig
-    app_url: str | None = Field(None, description="the staging app, where rung 4 replays requests")
-    ssh: SSHConfig | None = Field(None, description="how to reach the staging app hosts")
-    hosts: list[str] = Field(
-        default_factory=list,
-        description="the app hosts this environment marks as staging, the only ones rung 4 "
-        "traces (reached with ssh, host replaced; default: ssh.host)",
-    )
-    local: bool = Field(
-        False, description="the staging app runs on this machine (the sandbox): no SSH"
-    )
-    puma_pidfile: str | None = Field(
-        None, description="Puma's pidfile on the hosts (default: the only Puma running)"
-    )
-    work_dir: str = Field(
-        "/tmp",  # noqa: S108  # on the staging host, a directory of 0700 is made in it
-        pattern=r"^/[\w./-]*$",
-        description="where probes are uploaded on the hosts",
-    )
-
-    unavailable: str | None = Field(
-        None,
-        exclude=True,
-        description="why the sandbox runs no staging app (the missing Debian package); "
-        "filled in by bind_environment, never read from YAML",
-    )
-
-    @field_validator("unavailable", mode="before")
-    @classmethod
-    def _not_from_yaml(cls, value: object) -> None:
-        if value is not None:
-            raise ValueError("unavailable is the sandbox's own note, not a setting")
-        return None
+    app_url: str | None = None
+    ssh: SSHConfig | None = None
+    hosts: list[str] = Field(default_factory=list, description="the only hosts rung 4 traces")
+    local: bool = Field(False, description="the app runs on this machine (the sandbox)")
+    puma_pidfile: str | None = Field(None, description="default: the only Puma running")
+    work_dir: str = Field("/tmp", pattern=r"^/[\w./-]*$")  # noqa: S108  # a 0700 dir is made in it
+    unavailable: str | None = Field(None, exclude=True)
 
     def staging_hosts(self) -> list[str]:
         """The hosts marked staging: ``hosts``, else ``ssh.host``, else this machine if local."""
-        if self.hosts:
-            return list(self.hosts)
-        if self.ssh is not None:
-            return [self.ssh.host]
+        if self.hosts or self.ssh is not None:
+            return list(self.hosts) or [self.ssh.host]  # type: ignore[union-attr]
         return ["localhost"] if self.local else []
 
 
@@ -377,15 +354,10 @@ def with_sandbox(
     in, and its staging app (the shop on Puma, on this machine) while it runs."""
     staging = StagingConfig(database=DatabaseConfig(dsn=staging_dsn))
     if shop and shop.get("unavailable"):
-        staging = staging.model_copy(update={"unavailable": str(shop["unavailable"])})
+        staging.unavailable = str(shop["unavailable"])
     elif shop:
-        staging = StagingConfig(
-            database=staging.database,
-            app_url=str(shop["url"]),
-            local=True,
-            puma_pidfile=str(shop["pidfile"]),
-            work_dir=str(shop["work_dir"]),
-        )
+        staging = staging.model_copy(update={"app_url": shop["url"], "local": True,
+                    "puma_pidfile": shop["pidfile"], "work_dir": shop["work_dir"]})  # fmt: skip
     return env.model_copy(
         update={
             "production_db": env.production_db or DatabaseConfig(dsn=production_dsn),

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from ladder.config import load_runbook
-from ladder.errors import GuardrailError
+from ladder.errors import ConfigError, GuardrailError
 from ladder.incident import Incident
 from ladder.rungs import ClimbState
 from ladder.rungs.staging_trace import StagingTraceSettings, run
@@ -149,9 +149,11 @@ def _state(tmp_path: Path, rung: dict[str, object]) -> tuple[ClimbState, Staging
     ],
 )
 def test_guardrails_refuse_with_one_line(tmp_path: Path, rung: dict[str, object], why: str) -> None:
-    state, settings = _state(tmp_path, rung)
+    """What a checkpoint form hands the runner is checked again, before any connection."""
+    state, settings = _state(tmp_path, {})
+    edited = StagingTraceSettings.model_validate({**settings.model_dump(), **rung})
     with pytest.raises(GuardrailError) as caught:
-        run(state, settings)
+        run(state, edited)
     assert str(caught.value).startswith(why)
     assert "\n" not in str(caught.value)
 
@@ -161,3 +163,17 @@ def test_a_form_cannot_raise_the_runbooks_maximum(tmp_path: Path) -> None:
     edited = settings.model_copy(update={"duration_seconds": 900, "max_duration_seconds": 3600})
     with pytest.raises(GuardrailError, match="at most 120 s"):
         run(state, edited)
+
+
+@pytest.mark.parametrize(
+    ("rung", "why"),
+    [
+        ({"host": "prod-web-1.invalid"}, "is not among the environment's staging hosts"),
+        ({"duration_seconds": 121}, "above max_duration_seconds"),
+        ({"probes": ["probes/unlisted.rb"]}, "not in the allow-list"),
+        ({"methods": ["Kernel#system(`id`)"]}, "refused method selector"),
+    ],
+)
+def test_runbook_check_refuses_the_same(tmp_path: Path, rung: dict[str, object], why: str) -> None:
+    with pytest.raises(ConfigError, match=why):
+        _state(tmp_path, rung)

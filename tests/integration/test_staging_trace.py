@@ -190,3 +190,46 @@ def test_cluster_mode_traces_the_chosen_worker(
     workers = puma_cluster.worker_pids()
     assert result.target_pid == workers[1]
     assert all(fresh_eval(pid).ok for pid in workers)
+
+
+def test_tracer_left_attached_is_detached_by_the_janitor(sshd, puma, ssh_key, work_dir) -> None:  # type: ignore[no-untyped-def]
+    """The run died with the tracer attached: its lease's undo (run by the janitor) detaches it."""
+    from ladder.connectors.hosts import HostRef
+
+    ref = HostRef(ssh=sshd.config())
+    host = ref.open()
+    pid = puma.pid()
+    output = f"{work_dir}/rbtrace.out"
+    ledger = LeaseLedger()
+    lease = ledger.take(
+        "rbtrace_tracer", f"rbtrace on {pid}", owner=OWNER, ttl=timedelta(minutes=1),
+        undo={"host": ref.model_dump(mode="json"), "target_pid": pid, "output": output},
+    )  # fmt: skip
+    rbtrace.start_tracer(host, pid, ["Shop::Payment#capture!"], None, 600, output)
+    ledger.activate(lease.id)
+    host.close()
+    assert rbtrace.tracer_clients(LocalHost(), pid)
+    assert not fresh_eval(pid).ok  # one tracer per process: this one is still attached
+
+    reverted = ledger.revert_expired(datetime.now(UTC) + timedelta(minutes=2))
+
+    assert [r.state.value for r in reverted] == ["reverted"]
+    assert rbtrace.tracer_clients(LocalHost(), pid) == []
+    assert fresh_eval(pid).ok
+    assert not Path(output).exists()
+
+
+def test_tracer_stops_itself_at_its_deadline(puma, work_dir) -> None:  # type: ignore[no-untyped-def]
+    """Nobody sends SIGINT (Ladder died): ``timeout -s INT`` does, and rbtrace detaches."""
+    import time
+
+    host, pid = LocalHost(), puma.pid()
+    output = f"{work_dir}/rbtrace.out"
+    tracer = rbtrace.start_tracer(host, pid, ["Shop::Payment#capture!"], None, 3, output)
+    deadline = time.monotonic() + 30
+    while rbtrace.tracer_clients(host, pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert rbtrace.tracer_clients(host, pid) == []
+    assert "detached from process" in Path(output).read_text()
+    assert fresh_eval(pid).ok
+    rbtrace.stop_tracer(host, tracer)  # idempotent: already stopped

@@ -29,6 +29,7 @@ from ladder.connectors.hosts import LocalHost
 from ladder.errors import GuardrailError, RbtraceError
 from ladder.leases import LeaseLedger
 from ladder.rungs.staging_trace import StagingTraceResult, run
+from ladder.trace.parse import parse_trace
 
 pytestmark = pytest.mark.integration
 
@@ -85,6 +86,7 @@ def test_runbook_requests_replayed_without_evidence(
     rung = {
         "requests": requests,
         "identity": {"cookie": "_shop_session", "value": "user_id={user_id}"},
+        "backtraces": 5,
     }
     runbook = write_runbook(tmp_path, ssh_staging(sshd, puma, work_dir), rung)
 
@@ -94,6 +96,26 @@ def test_runbook_requests_replayed_without_evidence(
     assert [r["status"] for r in result.replayed] == [201]  # the session cookie said who
     assert "Shop::Payment#capture!" in result.trace
     assert not [e for e in result.exceptions if e["exception"] == "NoMethodError"]
+    details = result.details_markdown or ""
+    assert (
+        "### Thread backtraces" in details and "puma/" in details.split("### Thread backtraces")[1]
+    )
+
+
+def test_slow_calls_are_traced_as_a_tree(sshd, puma, ssh_key, work_dir, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``slow_ms`` alone (no selectors): every call slower than 1 ms, put back into its tree.
+    The checkout connects to PostgreSQL twice, far above 1 ms."""
+    rung = {"methods": [], "probes": [], "slow_ms": 1}
+    runbook = write_runbook(tmp_path, ssh_staging(sshd, puma, work_dir), rung)
+
+    result = run(climb_state(runbook, [failing_checkout(FAILING_USER)]), settings_of(runbook))
+
+    assert isinstance(result, StagingTraceResult), result.reason
+    checkout = [c for c in parse_trace(result.trace).all_calls() if c.name.endswith("#call")]
+    assert any(c.name == "Shop::CheckoutService#call" for c in checkout)
+    under = {d.name for c in checkout for d in c.walk()}
+    assert "Shop::Payment#capture!" in under  # its slow child, under it
+    assert fresh_eval(puma.pid()).ok
 
 
 def test_probe_lease_is_reverted_by_the_janitor(

@@ -177,3 +177,28 @@ def test_a_form_cannot_raise_the_runbooks_maximum(tmp_path: Path) -> None:
 def test_runbook_check_refuses_the_same(tmp_path: Path, rung: dict[str, object], why: str) -> None:
     with pytest.raises(ConfigError, match=why):
         _state(tmp_path, rung)
+
+
+SLOW = """\
+IO.select <0.398131>
+                PG.connect <0.011009>
+              Shop::DB.query <0.014495>
+            Shop::Order.latest_for <0.014552>
+              Shop::DB.query <0.023811>
+            Shop::Payment#capture! <0.023874>
+          Shop::CheckoutService#call <0.038464>
+"""
+
+
+def test_slow_calls_are_put_back_under_the_call_printed_after_them() -> None:
+    trace = parse_trace(SLOW)
+    select, checkout = trace.calls
+    assert (select.name, select.children) == ("IO.select", [])
+    assert checkout.name == "Shop::CheckoutService#call"
+    assert [c.name for c in checkout.children] == [
+        "Shop::Order.latest_for",
+        "Shop::Payment#capture!",
+    ]
+    assert [c.name for c in checkout.children[0].children] == ["Shop::DB.query"]
+    assert checkout.children[0].children[0].children[0].name == "PG.connect"
+    assert len(trace.all_calls()) == 7

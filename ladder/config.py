@@ -25,15 +25,18 @@ from pydantic import (
 )
 
 from ladder.connectors.log_source import LogSource
+from ladder.connectors.ssh import Bastion
 from ladder.errors import ConfigError
 from ladder.incident import Incident, Source
 from ladder.rungs import RungName, RungSettings, ladder, rung_names
-from ladder.secrets import BlockRef, Dsn, EnvRef, SecretRef, is_set
+from ladder.secrets import BlockRef, Dsn, EnvRef, NotFromYaml, SecretRef, is_set
 from ladder.yamlfile import YamlDocument, load_yaml, parse_model
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
 
 
 # --- environment -------------------------------------------------------------------------------
@@ -47,9 +50,21 @@ class SSHConfig(_Strict):
     host: str
     user: str
     port: int = Field(22, ge=1, le=65535)
-    bastion: str | None = Field(None, description="jump host, user@host[:port]")
-    key: SecretRef | None = Field(None, description="private key, as a secret reference")
+    bastion: Bastion | None = Field(None, description="jump host, user@host[:port]")
+    key: SecretRef | None = Field(
+        None, description="private key, as a secret reference (default: the SSH agent)"
+    )
     known_hosts: str = Field(description="known_hosts file pinning the host keys")
+    private_key: NotFromYaml[SecretStr | None] = Field(
+        None, exclude=True, description="the sandbox's own key, filled in by bind_environment"
+    )
+
+    @field_validator("known_hosts")
+    @classmethod
+    def _relative_to_file(cls, value: str, info: ValidationInfo) -> str:
+        path = Path(value).expanduser()
+        base = Path((info.context or {}).get("path", ".")).parent
+        return str(path if path.is_absolute() else base / path)
 
 
 class SentryConfig(_Strict):
@@ -85,10 +100,6 @@ class LoadBalancerConfig(_Strict):
 
 
 class StagingConfig(_Strict):
-    """Staging: its database, its app (rung 4 replays requests there) and the app's hosts,
-    reached over ``ssh`` (each of ``hosts`` in turn, default ``ssh.host``) or, on the sandbox,
-    on this machine (``local``). ``unavailable`` is the sandbox's note of a missing package."""
-
     database: DatabaseConfig
     app_url: str | None = None
     ssh: SSHConfig | None = None
@@ -96,13 +107,7 @@ class StagingConfig(_Strict):
     local: bool = Field(False, description="the app runs on this machine (the sandbox)")
     puma_pidfile: str | None = Field(None, description="default: the only Puma running")
     work_dir: str = Field("/tmp", pattern=r"^/[\w./-]*$")  # noqa: S108  # a 0700 dir is made in it
-    unavailable: str | None = Field(None, exclude=True)
-
-    def staging_hosts(self) -> list[str]:
-        """The hosts marked staging: ``hosts``, else ``ssh.host``, else this machine if local."""
-        if self.hosts or self.ssh is not None:
-            return list(self.hosts) or [self.ssh.host]  # type: ignore[union-attr]
-        return ["localhost"] if self.local else []
+    unavailable: str | None = Field(None, exclude=True)  # the sandbox's missing package
 
 
 class Environment(_Strict):
@@ -111,6 +116,9 @@ class Environment(_Strict):
     name: str
     sandbox: bool = Field(False, description="the embedded sandbox fills in databases and logs")
     production_db: DatabaseConfig | None = Field(None, description="a READ-ONLY replica")
+    tunnel_db: DatabaseConfig | None = Field(
+        None, description="replica rung 3 tunnels to, as the SSH host sees it (default: production_db)"
+    )
     logs: list[LogSource] = Field(default_factory=list)
     ssh: SSHConfig | None = None
     sentry: SentryConfig | None = None
@@ -119,6 +127,11 @@ class Environment(_Strict):
     kubernetes: KubernetesConfig | None = None
     load_balancer: LoadBalancerConfig | None = None
     staging: StagingConfig | None = None
+    sandbox_missing: NotFromYaml[dict[str, str]] = Field(
+        default_factory=dict,
+        exclude=True,
+        description="parts the sandbox lacks here (e.g. ssh) and the Debian package for each",
+    )
     pseudonym_key: SecretStr | None = Field(
         None,
         exclude=True,
@@ -348,22 +361,17 @@ def with_sandbox(
     staging_dsn: str,
     log_files: list[Path],
     pseudonym_key: str | None = None,
-    shop: dict[str, object] | None = None,
+    parts: dict[str, object] | None = None,
 ) -> Environment:
-    """The sandbox environment with its databases, log files and pseudonymization key filled
-    in, and its staging app (the shop on Puma, on this machine) while it runs."""
-    staging = StagingConfig(database=DatabaseConfig(dsn=staging_dsn))
-    if shop and shop.get("unavailable"):
-        staging.unavailable = str(shop["unavailable"])
-    elif shop:
-        staging = staging.model_copy(update={"app_url": shop["url"], "local": True,
-                    "puma_pidfile": shop["pidfile"], "work_dir": shop["work_dir"]})  # fmt: skip
+    """The sandbox environment with its databases, log files and pseudonymization key filled in,
+    and ``parts`` (``ssh``, ``tunnel_db``, ``staging`` with its app) where the YAML left them empty."""
     return env.model_copy(
         update={
             "production_db": env.production_db or DatabaseConfig(dsn=production_dsn),
-            "staging": env.staging or staging,
+            "staging": env.staging or StagingConfig(database=DatabaseConfig(dsn=staging_dsn)),
             "logs": env.logs or [LogSource(path=p) for p in log_files],
             "pseudonym_key": SecretStr(pseudonym_key) if pseudonym_key else env.pseudonym_key,
+            **{name: part for name, part in (parts or {}).items() if not getattr(env, name)},
         }
     )
 
@@ -385,6 +393,7 @@ def bind_environment(
 
     info = sandbox.load(Path(sandbox_dir) if sandbox_dir else None)
     bound = with_sandbox(
-        env, info.production_dsn, info.staging_dsn, info.log_files, info.pseudonym_key, info.shop
-    )
+        env, info.production_dsn, info.staging_dsn, info.log_files, info.pseudonym_key,
+        sandbox.environment_parts(info),
+    )  # fmt: skip
     return bound, info.incident

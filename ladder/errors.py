@@ -7,8 +7,9 @@
     │   ├── PostgresError       a cluster, pg_dump, psql or COPY step failed
     │   ├── LogSourceError      a log file is missing or unreadable
     │   ├── RbtraceError        rbtrace could not attach, or an eval in the target raised
-    │   └── SSHError            an SSH host, bastion or tunnel failed or refused
-    │       └── HostKeyError    a host key is not the one pinned in known_hosts (never retried)
+    │   ├── SSHError            an SSH host, bastion or tunnel failed or refused
+    │   │   └── HostKeyError    a host key is not the one pinned in known_hosts (never retried)
+    │   └── NotReadOnlyError    a database that must be read-only (the tunnel's) is writable
     ├── SandboxError            the embedded sandbox is missing or broken
     ├── SanitizeError           a value could not be sanitized
     │   └── PolicyError         a policy does not cover the data (fail closed)
@@ -63,6 +64,10 @@ class SSHError(ConnectorError):
 
 class HostKeyError(SSHError):
     """A host offered a key that the pinned ``known_hosts`` does not hold (unknown or changed)."""
+
+
+class NotReadOnlyError(ConnectorError):
+    """A database Ladder may only read from (a tunnel's target) would accept writes."""
 
 
 class SandboxError(LadderError):

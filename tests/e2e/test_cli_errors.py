@@ -143,6 +143,24 @@ CASES = {
         "give exactly one of ID, --expired or --run",
     ),
     "unknown-command": Case(("escalat",), "no such command 'escalat'"),
+    # ladder tunnel open
+    "tunnel-missing-runbook": Case(
+        ("tunnel", "open", "--runbook", "{tmp}/nope.yaml"), "nope.yaml: file not found"
+    ),
+    "tunnel-no-ssh": Case(
+        ("tunnel", "open", "--runbook", "{tmp}/rb.yaml"),
+        "env.yaml: the environment 'prod' has no ssh section",
+    ),
+    "tunnel-bad-ttl": Case(
+        ("tunnel", "open", "--runbook", "{tmp}/rb.yaml", "--ttl", "soon"),
+        "--ttl 'soon': expected a duration above zero and at most 7 days, like 30m",
+    ),
+    "tunnel-zero-ttl": Case(
+        ("tunnel", "open", "--runbook", "{tmp}/rb.yaml", "--ttl", "0m"), "--ttl '0m'"
+    ),
+    "tunnel-privileged-port": Case(
+        ("tunnel", "open", "--runbook", "{tmp}/rb.yaml", "--port", "80"), "'--port'"
+    ),
 }
 
 

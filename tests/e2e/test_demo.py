@@ -75,6 +75,18 @@ def test_demo_climbs_the_sandbox_incident_and_leaves_no_lease(demo_env: dict[str
         assert ("NoMethodError", "Shop::Payment#capture!") in raised
         assert {lease["kind"] for lease in report["leases"]} >= {"rbtrace_tracer", "rbtrace_probe"}
         assert pid_alive(trace["data"]["target_pid"])  # the staging app outlives the run
+    # rung 3 for real where the machine has sshd and pg_basebackup, else it names the package
+    from ladder.sandbox.remote import missing
+
+    tunnel = next(r for r in report["rungs"] if r["name"] == "tunnel")
+    if missing():
+        assert tunnel["status"] == "unavailable"
+        assert any(package in tunnel["reason"] for package in missing().values()), tunnel
+    else:
+        assert tunnel["status"] == "done", tunnel
+        assert "standby" in tunnel["data"]["read_only"]
+        [closed] = [x for x in report["leases"] if x["kind"] == "ssh_tunnel"]
+        assert closed["outcome"].startswith(f"closed the tunnel on 127.0.0.1:{tunnel['data']['local_port']}")
 
     # the second run reuses the sandbox and prints the human summary
     again = _ladder(demo_env, "demo")

@@ -70,7 +70,7 @@ def test_replayed_failing_request_shows_failing_method_and_exception(
     raised = {(e["exception"], e["raised in"]) for e in result.exceptions}
     assert ("NoMethodError", "Shop::Payment#capture!") in raised
     assert "Shop::Payment#capture!" in result.trace
-    assert any("FROM payments" in s for s in result.sql)
+    assert any("FROM payments" in s for s in result.sql), result.trace
     assert "NoMethodError" in (result.details_markdown or "")
     # nothing left behind: the tracer detached, the probe undone, every lease reverted
     assert fresh_eval(puma.pid()).ok

@@ -236,6 +236,8 @@ def check(settings: StagingTraceSettings, loaded: LoadedRunbook, where: Where) -
         out.append(("error", f"{where('duration_seconds')}: {settings.duration_seconds} s is "
                     f"above max_duration_seconds ({settings.max_duration_seconds} s)"))  # fmt: skip
     staging = loaded.environment.staging
+    if staging is not None and not (staging.ssh or staging.local or loaded.environment.sandbox):
+        out.append(("error", f"{where()}: the environment's staging has no ssh to reach its hosts"))
     if settings.host and staging is not None and settings.host not in staging_hosts(staging):
         out.append(("error", f"{where('host')}: {settings.host!r} is not among the "
                     "environment's staging hosts"))  # fmt: skip

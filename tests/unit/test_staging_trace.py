@@ -102,6 +102,21 @@ def test_probes_outside_the_allow_list_are_refused(tmp_path: Path, probe: str, w
     assert "\n" not in str(caught.value)
 
 
+def test_a_probe_that_installs_something_needs_an_undo(tmp_path: Path) -> None:
+    shutil.copytree(PROBES, tmp_path / "probes")
+    text = "$ladder_seen = true\n"
+    (tmp_path / "probes" / "reads.rb").write_text(text)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    listed = yaml.safe_load((tmp_path / "probes" / "allowlist.yaml").read_text())
+    listed["probes"]["reads.rb"] = {"sha256": digest}
+    (tmp_path / "probes" / "allowlist.yaml").write_text(yaml.safe_dump(listed))
+    with pytest.raises(GuardrailError, match="installs something but names no undo"):
+        allowed_probe("probes/reads.rb", tmp_path / "probes")
+    listed["probes"]["reads.rb"]["installs"] = False
+    (tmp_path / "probes" / "allowlist.yaml").write_text(yaml.safe_dump(listed))
+    assert allowed_probe("probes/reads.rb", tmp_path / "probes").undo is None
+
+
 @pytest.mark.parametrize(
     "selector", ["Shop::Payment#capture!(`id`)", "Foo#bar(system('rm'))", "eval", "Foo#bar; x"]
 )

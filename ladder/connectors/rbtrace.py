@@ -254,4 +254,4 @@ def backtraces(host: Host, target: int, frames: int) -> str:
     )
     if not res.ok or "attached to process" not in res.stderr:
         raise RbtraceError(f"{host.label}: {explain(target, _said(res.stderr + res.stdout))}")
-    return res.stdout
+    return res.stdout.strip().strip('"')  # rbtrace prints the inspected string, quotes and all

@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-__all__ = ["Call", "Raised", "Trace", "parse_probe_log", "parse_trace"]
+__all__ = ["Call", "Raised", "Trace", "parse_trace"]
 
 _TIMED = re.compile(r"^(?P<body>.*?) <(?P<secs>\d+(?:\.\d+)?)>$")
 _CALL = re.compile(
@@ -156,13 +156,3 @@ def parse_trace(text: str, indent: int = 2) -> Trace:
             stack.append(call)
     trace.calls = orphans
     return trace
-
-
-def parse_probe_log(text: str) -> list[Raised]:
-    """The exceptions a probe recorded (``RAISED ...`` lines of its ``probe.log``)."""
-    out = []
-    for line in text.splitlines():
-        m = _RAISED.match(line.strip())
-        if m:
-            out.append(Raised(m["cls"], m["message"], m["where"], m["at"]))
-    return out

@@ -56,6 +56,11 @@ def explain(pid: int, said: str) -> str:
             f"cannot signal pid {pid}: rbtrace must run as the app's user (or root) on the "
             "same host and /tmp"
         )
+    if "timed out" in said:
+        return (
+            f"pid {pid} did not answer within {EVAL_TIMEOUT} s ({said}): it is busy or blocked, "
+            "or could not read what it was asked to load"
+        )
     if "invalid pid" in said:
         return f"pid {pid} is not running"
     if "Address already in use" in said or "EADDRINUSE" in said:
@@ -69,9 +74,9 @@ def explain(pid: int, said: str) -> str:
 def _said(text: str) -> str:
     """rbtrace's complaint: its ``Error: ...`` line, else its last line that is not chatter."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith("Error")]
+    errors = [ln for ln in lines if ln.startswith("Error") or "timed out" in ln]
     rest = [ln for ln in lines if not ln.startswith(("***", "Try --help"))]
-    return (errors or rest or [text.strip()])[0 if errors else -1]
+    return (errors or rest or lines[-1:] or [""])[0 if errors else -1].lstrip("* ")
 
 
 def evaluate(host: Host, pid: int, expr: str) -> str:

@@ -4,7 +4,7 @@ A :class:`ShopServer` runs ``shop_app/config.ru`` (a Rack app with the incident'
 ``POST /checkout``) under Puma on ``127.0.0.1:port``, reading the database in ``database_url``,
 from a directory of its own (pidfile, log, state). ``RUBYOPT=-rrbtrace`` loads rbtrace into the
 server (``rbtrace=False`` leaves it out, as an app that never required it). ``workers=0`` is
-single mode, ``workers=N`` cluster mode. ``start()`` waits until ``/health`` answers (and every
+single mode, ``workers=N`` cluster mode; ``user`` runs Puma as another user (root only). ``start()`` waits until ``/health`` answers (and every
 worker booted); ``stop()`` ends the master and its workers by PID.
 """
 
@@ -49,6 +49,7 @@ class ShopServer:
     workers: int = 0
     rbtrace: bool = True
     port: int | None = None
+    user: str | None = None  # run Puma as this user (``runuser``; needs root), as deploys do
 
     def __post_init__(self) -> None:
         self.directory = Path(self.directory).absolute()
@@ -90,7 +91,8 @@ class ShopServer:
         if self.rbtrace:
             extra["RUBYOPT"] = "-rrbtrace"
         env = child_env(extra, drop=() if self.rbtrace else ("RUBYOPT",))
-        argv = ["puma", "-b", f"tcp://127.0.0.1:{self.port}", "-t", "1:4"]
+        argv = ["runuser", "-u", self.user, "--"] if self.user else []
+        argv += ["puma", "-b", f"tcp://127.0.0.1:{self.port}", "-t", "1:4"]
         argv += ["--pidfile", str(self.pidfile), "-e", "production"]
         if self.workers:
             argv += ["-w", str(self.workers)]

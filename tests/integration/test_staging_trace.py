@@ -255,3 +255,21 @@ def test_tracer_stops_itself_at_its_deadline(puma, work_dir) -> None:  # type: i
     assert "detached from process" in Path(output).read_text()
     assert fresh_eval(pid).ok
     rbtrace.stop_tracer(host, tracer)  # idempotent: already stopped
+
+
+def test_root_over_ssh_traces_puma_running_as_another_user(
+    sshd, puma_as_nobody, ssh_key, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """SSH as root, Puma as ``nobody``: the probes' directory is handed to nobody, who must
+    read the probes and write their log (the exception only shows if it could)."""
+    staging = {**ssh_staging(sshd, puma_as_nobody, Path("/tmp")), "work_dir": "/tmp"}
+    runbook = write_runbook(tmp_path, staging)
+
+    result = run(climb_state(runbook, [failing_checkout(FAILING_USER)]), settings_of(runbook))
+
+    assert isinstance(result, StagingTraceResult), result.reason
+    assert ("NoMethodError", "Shop::Payment#capture!") in {
+        (e["exception"], e["raised in"]) for e in result.exceptions
+    }
+    assert fresh_eval(puma_as_nobody.pid()).ok
+    assert not list(Path("/tmp").glob(f"trace-ladder-*-{puma_as_nobody.pid()}"))

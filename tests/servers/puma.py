@@ -17,7 +17,9 @@ import pytest
 from ladder.sandbox import shop
 from ladder.sandbox.shop import ShopServer
 
-__all__ = ["FAILING_USER", "OK_USER", "puma", "puma_cluster", "puma_plain", "shop_dsn"]
+__all__ = [
+    "FAILING_USER", "OK_USER", "puma", "puma_as_nobody", "puma_cluster", "puma_plain", "shop_dsn",
+]  # fmt: skip
 
 OK_USER, FAILING_USER = "1", "2"
 
@@ -77,3 +79,22 @@ def puma_cluster(tmp_path_factory: pytest.TempPathFactory, shop_dsn: str) -> Ite
 def puma_plain(tmp_path_factory: pytest.TempPathFactory, shop_dsn: str) -> Iterator[ShopServer]:
     """The shop on Puma *without* rbtrace, as an app that never required it."""
     yield from _serve(tmp_path_factory.mktemp("puma-plain"), shop_dsn, rbtrace=False)
+
+
+@pytest.fixture
+def puma_as_nobody(shop_dsn: str) -> Iterator[ShopServer]:
+    """The shop on Puma with rbtrace running as ``nobody`` while the tests (and sshd's user) are
+    root, as a deploy user's Puma is. Its directory is outside pytest's 0700 tmp tree so that
+    ``nobody`` can write its pidfile; skipped when the tests do not run as root."""
+    import os
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0:
+        pytest.skip("running Puma as another user needs root")
+    directory = Path(tempfile.mkdtemp(prefix="trace-puma-nobody-"))
+    directory.chmod(0o777)
+    try:
+        yield from _serve(directory, shop_dsn, user="nobody")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

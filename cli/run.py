@@ -142,6 +142,11 @@ def demo(
     say = err.print if as_json else out.print
     say("[bold]Ladder demo[/bold] — the checkout incident on the embedded sandbox")
     info = sandbox.up(sandbox_dir, users=users, progress=lambda m: say(f"  {m}"))
+    from cli.sandbox import serve_shop
+
+    why = serve_shop(info, lambda m: say(f"  {m}"))
+    if why:
+        say(f"  {why}: rung 4 will be unavailable")
     say(f"  incident [bold]{info.incident.id}[/bold]: {info.incident.title}")
     unsubscribe = None if as_json else progress.subscribe(_print_progress)
     try:

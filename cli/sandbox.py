@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli import entrypoints
 from cli.errors import LadderGroup
 from ladder import sandbox
 from ladder.errors import SandboxError
@@ -46,7 +48,25 @@ def up(
     info = sandbox.up(
         directory, users, requests, seed, progress=lambda m: err.print(f"[dim]{m}[/]")
     )
-    _show(info, as_json)
+    why = serve_shop(info, lambda m: err.print(f"[dim]{m}[/]"))
+    if why:
+        err.print(f"[yellow]{why}: rung 4 (staging_trace) will be unavailable[/]")
+    _show(sandbox.load(info.directory), as_json)
+
+
+def serve_shop(info: sandbox.SandboxInfo, say: Callable[[str], None]) -> str | None:
+    """Start the sandbox's staging app (the shop on Puma with rbtrace, staging filled with a
+    sanitized copy of production first); why not, when the machine lacks a package."""
+    from ladder.sandbox import shop
+
+    return shop.serve(
+        info.directory,
+        info.production_dsn,
+        info.staging_dsn,
+        entrypoints.runbook_path("policies/shop.yaml"),
+        info.pseudonym_key,
+        say,
+    )
 
 
 @app.command()
@@ -84,6 +104,10 @@ def _show(info: sandbox.SandboxInfo, as_json: bool) -> None:
                   else f"none (Debian package {lacking.get('ssh', 'openssh-server')})")  # fmt: skip
     table.add_row("standby", redact_dsn(standby.dsn) if standby  # type: ignore[attr-defined]
                   else f"none (Debian package {lacking.get('tunnel_db', 'postgresql-client')})")  # fmt: skip
+    if info.shop and info.shop.get("url"):
+        table.add_row("staging app", f"{info.shop['url']} (Puma with rbtrace)")
+    elif info.shop:
+        table.add_row("staging app", str(info.shop.get("unavailable")))
     sizes = ", ".join(f"{t} {n:,}" for t, n in info.sizes.items())
     table.add_row("rows", sizes or f"users {info.users:,}")
     for path in info.log_files:
@@ -105,5 +129,6 @@ def _as_dict(info: sandbox.SandboxInfo) -> dict[str, object]:
         "users": info.users,
         "sizes": info.sizes,
         "slow_user_id": info.slow_user_id,
+        "shop": info.shop,
         "incident": info.incident.model_dump(mode="json"),
     }

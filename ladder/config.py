@@ -103,6 +103,11 @@ class StagingConfig(_Strict):
     database: DatabaseConfig
     app_url: str | None = None
     ssh: SSHConfig | None = None
+    hosts: list[str] = Field(default_factory=list, description="the only hosts rung 4 traces")
+    local: bool = Field(False, description="the app runs on this machine (the sandbox)")
+    puma_pidfile: str | None = Field(None, description="default: the only Puma running")
+    work_dir: str = Field("/tmp", pattern=r"^/[\w./-]*$")  # noqa: S108  # a 0700 dir is made in it
+    unavailable: str | None = Field(None, exclude=True)  # the sandbox's missing package
 
 
 class Environment(_Strict):
@@ -359,7 +364,7 @@ def with_sandbox(
     parts: dict[str, object] | None = None,
 ) -> Environment:
     """The sandbox environment with its databases, log files and pseudonymization key filled in,
-    and ``parts`` (e.g. ``ssh``, ``tunnel_db``) where the YAML left them empty."""
+    and ``parts`` (``ssh``, ``tunnel_db``, ``staging`` with its app) where the YAML left them empty."""
     return env.model_copy(
         update={
             "production_db": env.production_db or DatabaseConfig(dsn=production_dsn),

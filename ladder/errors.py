@@ -6,6 +6,7 @@
     ├── ConnectorError          an outside system failed or refused
     │   ├── PostgresError       a cluster, pg_dump, psql or COPY step failed
     │   ├── LogSourceError      a log file is missing or unreadable
+    │   ├── RbtraceError        rbtrace could not attach, or an eval in the target raised
     │   ├── SSHError            an SSH host, bastion or tunnel failed or refused
     │   │   └── HostKeyError    a host key is not the one pinned in known_hosts (never retried)
     │   └── NotReadOnlyError    a database that must be read-only (the tunnel's) is writable
@@ -14,7 +15,8 @@
     │   └── PolicyError         a policy does not cover the data (fail closed)
     ├── ValidationGateError     sanitized data failed its great-expectations gate
     ├── LeaseError              the lease ledger could not record or revert a change
-    └── CheckpointError         an approval checkpoint was refused or timed out
+    ├── CheckpointError         an approval checkpoint was refused or timed out
+    └── GuardrailError          a rung refused what it was asked (a host, a probe, a duration)
 
 Vendor exceptions are translated at the boundary so that a person sees what Ladder was doing, not
 a driver's stack: ``raise ... from exc``, or ``from None`` when the vendor exception may carry a
@@ -94,3 +96,12 @@ class LeaseError(LadderError):
 
 class CheckpointError(LadderError):
     """An approval checkpoint was refused, invalid or timed out."""
+
+
+class RbtraceError(ConnectorError):
+    """rbtrace could not attach to a process, or code it ran in the target raised."""
+
+
+class GuardrailError(LadderError):
+    """A rung refused what it was asked to do: a host not marked staging, a probe outside the
+    allow-list, a duration above the runbook's maximum. The message is one line saying which."""

@@ -15,7 +15,9 @@ from pydantic import (
     field_validator,
 )
 
-TIME_FORMAT_HINT = "write an ISO 8601 time such as 2026-05-04T13:20:00Z (UTC unless it has an offset)"
+TIME_FORMAT_HINT = (
+    "write an ISO 8601 time such as 2026-05-04T13:20:00Z (UTC unless it has an offset)"
+)
 
 Source = Literal["manual", "sandbox", "sentry", "datadog", "alertmanager", "pagerduty", "webhook"]
 

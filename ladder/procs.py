@@ -75,3 +75,8 @@ def pid_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return state != "Z"
+
+
+def child_env(extra: Mapping[str, str], drop: Sequence[str] = ()) -> dict[str, str]:
+    """This process's environment for a child, with ``extra`` added and ``drop`` left out."""
+    return {k: v for k, v in {**os.environ, **extra}.items() if k not in drop}

@@ -9,6 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from servers.puma import (  # noqa: F401 - fixtures
+    puma,
+    puma_as_nobody,
+    puma_cluster,
+    puma_plain,
+    shop_dsn,
+)
 from servers.sshd import sshd, sshd_module  # noqa: F401 - fixtures for every test module
 from servers.standby import pg_standby  # noqa: F401 - a fixture for every test module
 

@@ -17,7 +17,13 @@ import numpy as np
 import pandas as pd
 
 from ladder.connectors.logfiles import LogSource, ParseStats, read_requests
-from ladder.evidence.model import EndpointLatency, ErrorGroup, Evidence, SampleRequest
+from ladder.evidence.model import (
+    EndpointLatency,
+    ErrorGroup,
+    Evidence,
+    FailedRequest,
+    SampleRequest,
+)
 
 _MAX_LISTED = 1000  # users, endpoints kept per group
 _MAX_GROUP_SAMPLES = 200  # groups that keep a sample request
@@ -75,6 +81,7 @@ class _Group:
     users: dict[str, None] = field(default_factory=dict)
     endpoints: dict[str, None] = field(default_factory=dict)
     request_ids: list[str] = field(default_factory=list)
+    requests: list[FailedRequest] = field(default_factory=list)
     sample: dict[str, Any] | None = None
 
 
@@ -142,6 +149,7 @@ class _Accumulator:
                 group.endpoints[row.endpoint] = None
             if _none(row.request_id) is not None and len(group.request_ids) < max(self.samples, 5):
                 group.request_ids.append(row.request_id)
+                group.requests.append(_failed_request(row))
             if group.sample is None and len(self.groups) <= _MAX_GROUP_SAMPLES:
                 group.sample = row._asdict()
 
@@ -243,6 +251,18 @@ def _error_group(key: tuple[str, str, str | None], group: _Group) -> ErrorGroup:
         users=list(group.users),
         endpoints=list(group.endpoints),
         request_ids=group.request_ids,
+        requests=group.requests,
+    )
+
+
+def _failed_request(row: Any) -> FailedRequest:
+    user = _none(row.user_id)
+    return FailedRequest(
+        request_id=row.request_id,
+        method=_none(row.method),
+        path=_none(row.path),
+        user_id=None if user is None else str(user),
+        params=_none(row.params),
     )
 
 

@@ -7,6 +7,16 @@ from datetime import datetime
 from pydantic import BaseModel
 
 
+class FailedRequest(BaseModel):
+    """A failing request as the logs tell it, enough to replay it; ``params`` is scrubbed JSON."""
+
+    request_id: str
+    method: str | None = None
+    path: str | None = None
+    user_id: str | None = None
+    params: str | None = None
+
+
 class ErrorGroup(BaseModel):
     """One bug: requests that failed with the same exception, message shape and first app frame."""
 
@@ -20,6 +30,7 @@ class ErrorGroup(BaseModel):
     users: list[str]
     endpoints: list[str]
     request_ids: list[str]
+    requests: list[FailedRequest] = []
 
 
 class EndpointLatency(BaseModel):

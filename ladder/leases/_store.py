@@ -94,7 +94,9 @@ def make_engine(url: str) -> sa.Engine:
     except sa.exc.ArgumentError as exc:
         raise LeaseError(f"LADDER_LEDGER_URL is not a ledger URL: {scrub(str(exc))}") from None
     except ValueError:  # SQLAlchemy's int() of a port that is not a number
-        raise LeaseError("LADDER_LEDGER_URL is not a ledger URL: its port is not a number") from None
+        raise LeaseError(
+            "LADDER_LEDGER_URL is not a ledger URL: its port is not a number"
+        ) from None
     if parsed.get_backend_name() != "sqlite":
         return sa.create_engine(parsed, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":

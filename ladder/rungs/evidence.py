@@ -24,6 +24,10 @@ class EvidenceResult(RungResult):
     failing_requests: list[str] = Field(
         default_factory=list, description="request ids of failing requests, to replay"
     )
+    replayable: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="the failing requests: request_id, method, path, user_id, scrubbed params",
+    )
     found: Any = Field(None, exclude=True, description="the whole ladder.evidence.Evidence")
 
     def params(self) -> dict[str, Any]:
@@ -67,6 +71,7 @@ def run(state: ClimbState, settings: EvidenceSettings) -> RungResult:
         error_groups=len(found.error_groups),
         affected_users=found.affected_users,
         failing_requests=[rid for g in found.error_groups for rid in g.request_ids],
+        replayable=[r.model_dump() for g in found.error_groups for r in g.requests],
         found=found,
     )
 

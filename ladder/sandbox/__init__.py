@@ -26,7 +26,7 @@ from ladder.connectors.postgres import connect, create_database
 from ladder.errors import PostgresError, SandboxError
 from ladder.incident import Incident
 from ladder.replica.guard import create_marked
-from ladder.sandbox import remote
+from ladder.sandbox import remote, shop
 from ladder.sandbox.cluster import Cluster
 from ladder.sandbox.limits import DEFAULT_REQUESTS, MIN_REQUESTS, MIN_USERS
 from ladder.settings import settings
@@ -57,6 +57,7 @@ class SandboxInfo:
     running: bool
     sizes: dict[str, int] = field(default_factory=dict)
     slow_user_id: int | None = None
+    shop: dict[str, object] | None = None  # the staging app on Puma, while it runs
 
     @property
     def pseudonym_key(self) -> str:
@@ -146,8 +147,13 @@ def load(directory: Path | None = None) -> SandboxInfo:
 
 
 def environment_parts(info: SandboxInfo) -> dict[str, object]:
-    """The sandbox's ``ssh`` and ``tunnel_db`` for rung 3, and what this machine lacks."""
-    return remote.environment_parts(info.directory, PRODUCTION_DB)
+    """The sandbox's ``ssh`` and ``tunnel_db`` for rung 3, what this machine lacks, and
+    ``staging`` with its app (the shop on Puma) for rung 4."""
+    parts = remote.environment_parts(info.directory, PRODUCTION_DB)
+    staging = shop.staging_config(info.shop, info.staging_dsn)
+    if staging is not None:
+        parts["staging"] = staging
+    return parts
 
 
 def _build(
@@ -240,6 +246,7 @@ def _read(directory: Path) -> SandboxInfo:
             running=Cluster(directory / "pg").running(),
             sizes=dict(state.get("sizes", {})),
             slow_user_id=state.get("slow_user_id"),
+            shop=shop.running(directory),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise SandboxError(
@@ -256,6 +263,7 @@ def _write_state(directory: Path, state: dict[str, object]) -> None:
 def _remove_parts(directory: Path) -> None:
     """Stop the cluster and delete the parts ``up`` makes; other files in ``directory`` stay."""
     remote.stop(directory)
+    shop.stop(directory)
     cluster = Cluster(directory / "pg")
     if cluster.exists():
         cluster.stop()

@@ -236,6 +236,7 @@ def _climb_one(
             automatic=automatic,
         )
         report.decisions.append(decision)
+        state.approvers[rung.name] = decision.approver
         if decision.decision != "approve":
             verb = "stopped" if decision.decision == "stop" else "skipped"
             why = f": {decision.reason}" if decision.reason else ""

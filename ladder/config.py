@@ -24,6 +24,7 @@ from pydantic import (
     field_validator,
 )
 
+from ladder.connectors.flipper_config import FlipperConfig, sandbox_flipper
 from ladder.connectors.log_source import LogSource
 from ladder.errors import ConfigError
 from ladder.incident import Incident, Source
@@ -64,10 +65,6 @@ class DatadogConfig(_Strict):
     service: str | None = None
     api_key: SecretRef
     app_key: SecretRef
-
-
-class FlipperConfig(_Strict):
-    database: DatabaseConfig
 
 
 class KubernetesConfig(_Strict):
@@ -388,6 +385,7 @@ def with_sandbox(
         )
     return env.model_copy(
         update={
+            "flipper": env.flipper or sandbox_flipper(production_dsn, shop),
             "production_db": env.production_db or DatabaseConfig(dsn=production_dsn),
             "staging": env.staging or staging,
             "logs": env.logs or [LogSource(path=p) for p in log_files],

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from servers.flipper import flipper_api, flipper_tables  # noqa: F401 - fixtures
 from servers.puma import puma, puma_cluster, puma_plain, shop_dsn  # noqa: F401 - fixtures
 from servers.sshd import sshd, sshd_module  # noqa: F401 - fixtures for every test module
 

@@ -74,6 +74,8 @@ class ClimbState:
     runbook_path: Path
     owner: str
     found: dict[str, RungResult] = field(default_factory=dict)
+    #: who approved each rung at its checkpoint (rung name -> approver), for leases' audit trail
+    approvers: dict[str, str] = field(default_factory=dict)
     publish: Publisher = field(default_factory=lambda: Publisher())
 
     def resolve(self, relative: str) -> Path:

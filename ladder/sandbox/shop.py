@@ -5,7 +5,10 @@ A :class:`ShopServer` runs ``shop_app/config.ru`` (a Rack app with the incident'
 from a directory of its own (pidfile, log, state). ``RUBYOPT=-rrbtrace`` loads rbtrace into the
 server (``rbtrace=False`` leaves it out, as an app that never required it). ``workers=0`` is
 single mode, ``workers=N`` cluster mode. ``start()`` waits until ``/health`` answers (and every
-worker booted); ``stop()`` ends the master and its workers by PID.
+worker booted); ``stop()`` ends the master and its workers by PID. With ``flipper_dsn`` the app
+reads Flipper's tables there (ActiveRecord adapter, Debian ruby-flipper) and writes a
+``[debug_mode] user_id=N ...`` line to its log for each request of a user whose ``debug_mode`` is
+enabled (rung 5's sandbox and tests).
 """
 
 from __future__ import annotations
@@ -42,6 +45,35 @@ def available() -> str | None:
     return None
 
 
+def flipper_available() -> str | None:
+    """None when the shop can read Flipper's ActiveRecord tables here, else the Debian package
+    missing (ruby-flipper, ruby-activerecord or ruby-pg)."""
+    if shutil.which("ruby") is None:
+        return "ruby"
+    for lib, package in (("pg", "ruby-pg"), ("active_record", "ruby-activerecord"),
+                         ("flipper", "ruby-flipper"),
+                         ("flipper/adapters/active_record", "ruby-flipper")):  # fmt: skip
+        probe = subprocess.run(["ruby", "-e", f"require {json.dumps(lib)}"], capture_output=True,
+                               check=False)  # fmt: skip
+        if probe.returncode != 0:
+            return package
+    return None
+
+
+def activerecord_url(dsn: str) -> str:
+    """A libpq DSN as the ``postgresql://`` URL ActiveRecord's ``establish_connection`` takes
+    (the sandbox's and the tests' servers trust loopback: there is no password to carry)."""
+    from urllib.parse import quote
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    p = {k: str(v) for k, v in conninfo_to_dict(dsn).items()}
+    user = quote(p.get("user", ""), safe="")
+    host = p.get("host", "127.0.0.1")
+    port = p.get("port", "5432")
+    return f"postgresql://{user}{'@' if user else ''}{host}:{port}/{quote(p.get('dbname', ''))}"
+
+
 @dataclass
 class ShopServer:
     directory: Path
@@ -49,6 +81,7 @@ class ShopServer:
     workers: int = 0
     rbtrace: bool = True
     port: int | None = None
+    flipper_dsn: str | None = None
 
     def __post_init__(self) -> None:
         self.directory = Path(self.directory).absolute()
@@ -89,6 +122,8 @@ class ShopServer:
         extra = {"SHOP_DATABASE_URL": self.database_url, "RACK_ENV": "production"}
         if self.rbtrace:
             extra["RUBYOPT"] = "-rrbtrace"
+        if self.flipper_dsn:
+            extra["SHOP_FLIPPER_DATABASE_URL"] = activerecord_url(self.flipper_dsn)
         env = child_env(extra, drop=() if self.rbtrace else ("RUBYOPT",))
         argv = ["puma", "-b", f"tcp://127.0.0.1:{self.port}", "-t", "1:4"]
         argv += ["--pidfile", str(self.pidfile), "-e", "production"]
@@ -112,7 +147,8 @@ class ShopServer:
 
     def state(self) -> dict[str, object]:
         return {"port": self.port, "pidfile": str(self.pidfile), "workers": self.workers,
-                "url": self.url, "rbtrace": self.rbtrace}  # fmt: skip
+                "url": self.url, "rbtrace": self.rbtrace, "log": str(self.log_file),
+                "flipper": bool(self.flipper_dsn)}  # fmt: skip
 
     def _ready(self) -> bool:
         import httpx
@@ -201,9 +237,17 @@ def serve(
                        owner="sandbox")  # fmt: skip
     (directory / "work").mkdir(parents=True, exist_ok=True)
     (directory / "work").chmod(0o700)
-    server = ShopServer(directory, staging_dsn)
+    flipper_missing = flipper_available()
+    server = ShopServer(
+        directory, staging_dsn, flipper_dsn=None if flipper_missing else production_dsn
+    )
     server.start()
-    say(f"the shop runs on Puma with rbtrace at {server.url} (staging)")
+    if flipper_missing:  # rung 5 reads this from shop.json: no app here reads a flag
+        state = {**server.state(), "flipper_unavailable": "the sandbox's app reads no Flipper "
+                 f"flags: this machine lacks Debian package {flipper_missing}"}  # fmt: skip
+        (directory / STATE_FILE).write_text(json.dumps(state))
+    say(f"the shop runs on Puma with rbtrace at {server.url} (staging)"
+        + ("" if flipper_missing else ", reading Flipper flags from production"))  # fmt: skip
     return None
 
 

@@ -62,6 +62,15 @@ def test_demo_climbs_the_sandbox_incident_and_leaves_no_lease(demo_env: dict[str
     assert Path(report["report_path"]).exists()
     evidence = next(r for r in report["rungs"] if r["name"] == "evidence")
     assert evidence["data"]["affected_users"], "the sandbox incident has affected customers"
+    flags = next(r for r in report["rungs"] if r["name"] == "production_flags")
+    if flags["status"] == "unavailable":  # names the Debian package the sandbox's app lacks
+        assert "Debian package" in flags["reason"], flags["reason"]
+    else:
+        assert flags["status"] == "done", flags
+        (gate,) = flags["data"]["gates"]
+        assert gate["actor"] == f"User;{evidence['data']['affected_users'][0]}"
+        lease = next(x for x in report["leases"] if x["kind"] == "flipper_actor_gate")
+        assert lease["state"] == "reverted" and "read back: off" in lease["outcome"]
 
     # the second run reuses the sandbox and prints the human summary
     again = _ladder(demo_env, "demo")

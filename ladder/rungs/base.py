@@ -124,6 +124,8 @@ class Rung:
     Prefect. ``hands_over`` says the rung gives the engineer something live, to be held.
     ``check`` adds rung-specific findings to ``ladder runbook check``; ``check_live`` adds those
     that need the live environment (a database), run only by ``ladder runbook check``.
+    ``prefill`` completes the settings from what the climb knows (e.g. the incident's user as
+    the actor) before the checkpoint form shows them, so the approver sees and can change them.
     """
 
     number: int
@@ -139,6 +141,7 @@ class Rung:
     hands_over: bool = False
     check: Check | None = None
     check_live: LiveCheck | None = None
+    prefill: Callable[[ClimbState, Any], RungSettings] | None = None
 
     @property
     def built(self) -> bool:

@@ -97,6 +97,16 @@ def plan_flags(state: ClimbState, settings: ProductionFlagsSettings) -> FlagPlan
     )
 
 
+def prefill(state: ClimbState, settings: ProductionFlagsSettings) -> ProductionFlagsSettings:
+    """The incident's (or rung 1's) first user as the actor, for the approval form to show."""
+    from ladder.flags.guard import actors_from_params
+
+    if settings.actors:
+        return settings
+    actors = actors_from_params(state.params(), settings.actor_type)
+    return settings.model_copy(update={"actors": actors}) if actors else settings
+
+
 def run(state: ClimbState, settings: ProductionFlagsSettings) -> RungResult:
     """Enable the features for the actor under leases, then collect the actor's log lines."""
     from ladder.connectors.flipper import describe, open_flipper
@@ -206,4 +216,5 @@ RUNG = Rung(
     run=run,
     hands_over=True,
     check=check,
+    prefill=prefill,
 )

@@ -144,3 +144,24 @@ def test_collect_reads_what_was_appended_scrubbed(tmp_path: Path) -> None:
     assert list(marks) == [log]  # compressed history is not read
     assert lines == ["D, [debug_mode] user_id=42 card [CARD]"] * len(sleeps)
     assert len(sleeps) >= 1
+
+
+def test_the_form_shows_the_incidents_user_as_the_actor(tmp_path: Path) -> None:
+    from ladder.rungs.production_flags import RUNG
+
+    state = _state(tmp_path, {}, {"user_ids": [77, 78]})
+    assert RUNG.prefill is not None
+    assert RUNG.prefill(state, ProductionFlagsSettings()).actors == ["User;77"]
+    chosen = ProductionFlagsSettings(actors=["User;5"])
+    assert RUNG.prefill(state, chosen).actors == ["User;5"]  # the runbook's choice stays
+
+
+def test_the_sandbox_says_why_no_app_reads_its_flags() -> None:
+    from ladder.connectors.flipper_config import sandbox_flipper
+
+    dsn = "host=127.0.0.1 dbname=shop_production"
+    assert sandbox_flipper(dsn, {"url": "http://x"}).unavailable is None
+    assert "not running" in (sandbox_flipper(dsn, None).unavailable or "")
+    missing = {"flipper_unavailable": "this machine lacks Debian package ruby-flipper"}
+    assert sandbox_flipper(dsn, missing).unavailable == missing["flipper_unavailable"]
+    assert sandbox_flipper(dsn, {"unavailable": "lacks ruby"}).unavailable == "lacks ruby"

@@ -175,7 +175,8 @@ class FlipperHttp(Connection[httpx.Client]):
         gates: dict[str, frozenset[str]] = {}
         for gate in data.get("gates", []):
             value = gate.get("value")
-            values = value if isinstance(value, list) else [] if value in (None, False) else [value]
+            off = value is None or value is False or value in (0, "0", "")  # percentages at 0
+            values = value if isinstance(value, list) else [] if off else [value]
             if values:
                 gates[gate["key"]] = frozenset(str(v) for v in values)
         return FeatureState(key, gates)

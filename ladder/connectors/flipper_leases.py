@@ -1,7 +1,8 @@
 """The ``flipper_actor_gate`` lease kind: one actor enabled for one feature by rung 5.
 
 Taken *before* the gate is written, with what was there before: ``was_enabled`` (the actor
-already had the gate: the undo leaves it enabled) and ``feature_existed`` (the undo removes a
+already had the gate: the undo leaves it alone, so it stays enabled; re-enabling it would
+outlive whoever enabled it, e.g. another run's lease) and ``feature_existed`` (the undo removes a
 feature Ladder created, if nothing else was added to it meanwhile). The undo restores that state
 and reads the gate back; a gate that still reads enabled is a failed revert, never a silent one.
 Idempotent: undoing what is undone finds the gate already gone. ``approver`` and ``incident``
@@ -41,10 +42,14 @@ def restore_actor_gate(spec: ActorGateUndo) -> str:
     """Put the gate back as it was before the lease and check it by reading it back."""
     with open_flipper(spec.flipper) as flipper:
         if spec.was_enabled:
+            # Not Ladder's to turn off, nor to turn on again: whoever enabled it (a person,
+            # another run's lease) decides, and may have turned it off since.
             state = flipper.feature(spec.feature)
-            if state is None or spec.actor not in state.actors:
-                flipper.enable_actor(spec.feature, spec.actor)
-            return f"{spec.feature} left enabled for {spec.actor}, as it was before"
+            now = "on" if state is not None and spec.actor in state.actors else "off"
+            return (
+                f"{spec.feature} left alone for {spec.actor}: it was enabled before the lease "
+                f"(reads {now})"
+            )
         flipper.disable_actor(spec.feature, spec.actor)
         state = flipper.feature(spec.feature)
         if state is not None and spec.actor in state.actors:

@@ -171,7 +171,7 @@ def _details(
     gates: list[dict[str, object]], lines: list[str], where: str, seconds: int, sources: bool
 ) -> str:
     rows = "\n".join(
-        f"| {g['feature']} | {g['actor']} | {'yes (left on at revert)' if g['was_enabled'] else 'no'}"
+        f"| {g['feature']} | {g['actor']} | {'yes (left alone at revert)' if g['was_enabled'] else 'no'}"
         f" | {g['lease']} | {g['expires_at']} |"
         for g in gates
     )

@@ -79,12 +79,30 @@ def test_an_actor_enabled_before_stays_enabled_after_revert(
     (reverted,) = ledger.revert_owner(OWNER)
 
     assert result.status == "done" and result.gates[0]["was_enabled"] is True
-    assert "left enabled" in (reverted.outcome or "")
+    assert "left alone" in (reverted.outcome or "") and "(reads on)" in (reverted.outcome or "")
     assert ruby_enabled(flipper_tables, "debug_mode", "User;42", "User;7", "User;8") == {
         "User;42": True,
         "User;7": True,
         "User;8": False,
     }
+
+
+def test_a_second_run_on_the_same_actor_never_turns_it_on_again(
+    flipper_tables: str, tmp_path: Path
+) -> None:
+    rb = write_runbook(tmp_path, _db(flipper_tables))
+    first, settings = climb_state(rb, owner="run-a")
+    second, _ = climb_state(rb, owner="run-b")
+    run(first, settings)
+    again = run(second, settings)
+    ledger = LeaseLedger()
+
+    ledger.revert_owner("run-a")
+    (left,) = ledger.revert_owner("run-b")
+
+    assert again.gates[0]["was_enabled"] is True
+    assert "left alone" in (left.outcome or "") and "(reads off)" in (left.outcome or "")
+    assert ruby_enabled(flipper_tables, "debug_mode", "User;42") == {"User;42": False}
 
 
 def test_revert_of_a_gate_another_actor_shares_keeps_the_feature(

@@ -7,8 +7,8 @@ server (``rbtrace=False`` leaves it out, as an app that never required it). ``wo
 single mode, ``workers=N`` cluster mode. ``start()`` waits until ``/health`` answers (and every
 worker booted); ``stop()`` ends the master and its workers by PID. With ``flipper_dsn`` the app
 reads Flipper's tables there (ActiveRecord adapter, Debian ruby-flipper) and writes a
-``[debug_mode] user_id=N ...`` line to its log for each request of a user whose ``debug_mode`` is
-enabled (rung 5's sandbox and tests).
+``[debug_mode] user_id=N ...`` line for each request of a user whose ``debug_mode`` is enabled,
+to ``debug_log`` if given (the sandbox's Rails log, a rung 1 log source), else to its own log.
 """
 
 from __future__ import annotations
@@ -82,6 +82,7 @@ class ShopServer:
     rbtrace: bool = True
     port: int | None = None
     flipper_dsn: str | None = None
+    debug_log: Path | None = None
 
     def __post_init__(self) -> None:
         self.directory = Path(self.directory).absolute()
@@ -124,6 +125,8 @@ class ShopServer:
             extra["RUBYOPT"] = "-rrbtrace"
         if self.flipper_dsn:
             extra["SHOP_FLIPPER_DATABASE_URL"] = activerecord_url(self.flipper_dsn)
+        if self.debug_log:
+            extra["SHOP_DEBUG_LOG"] = str(self.debug_log)
         env = child_env(extra, drop=() if self.rbtrace else ("RUBYOPT",))
         argv = ["puma", "-b", f"tcp://127.0.0.1:{self.port}", "-t", "1:4"]
         argv += ["--pidfile", str(self.pidfile), "-e", "production"]
@@ -240,9 +243,11 @@ def serve(
     (directory / "work").mkdir(parents=True, exist_ok=True)
     (directory / "work").chmod(0o700)
     flipper_missing = flipper_available()
-    server = ShopServer(
-        directory, staging_dsn, flipper_dsn=None if flipper_missing else production_dsn
-    )
+    from ladder.sandbox.traffic import HOSTS
+
+    server = ShopServer(directory, staging_dsn,
+                        flipper_dsn=None if flipper_missing else production_dsn,
+                        debug_log=Path(sandbox_dir) / "logs" / HOSTS[0] / "production.log")  # fmt: skip
     server.start()
     if flipper_missing:  # rung 5 reads this from shop.json: no app here reads a flag
         state = {**server.state(), "flipper_unavailable": "the sandbox's app reads no Flipper "

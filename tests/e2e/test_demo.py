@@ -69,6 +69,8 @@ def test_demo_climbs_the_sandbox_incident_and_leaves_no_lease(demo_env: dict[str
         assert flags["status"] == "done", flags
         (gate,) = flags["data"]["gates"]
         assert gate["actor"] == f"User;{evidence['data']['affected_users'][0]}"
+        user = gate["actor"].split(";")[1]  # the shop logs only for the flagged customer
+        assert all(f"user_id={user} " in line for line in flags["data"]["log_lines"])
         lease = next(x for x in report["leases"] if x["kind"] == "flipper_actor_gate")
         assert lease["state"] == "reverted" and "read back: off" in lease["outcome"]
 

@@ -4,7 +4,8 @@ require "time"
 module Shop
   # Feature flags from Flipper's ActiveRecord tables in SHOP_FLIPPER_DATABASE_URL (the sandbox's
   # production database), when Flipper is installed (Debian ruby-flipper). Without either, every
-  # flag is off. `debug_mode` for a user makes the app write a debug line for that user's requests.
+  # flag is off. `debug_mode` for a user makes the app write a debug line for that user's requests,
+  # to SHOP_DEBUG_LOG (the sandbox's Rails log) or else to its own output.
   module Flags
     LOCK = Monitor.new
 
@@ -22,9 +23,15 @@ module Shop
     def self.debug(request, user_id)
       return unless enabled?(:debug_mode, user_id)
 
-      $stdout.puts "[debug_mode] user_id=#{user_id} #{request.request_method} #{request.path_info} " \
-                   "params=#{request.params.keys.sort.join(',')} at #{Time.now.utc.iso8601(3)}"
-      $stdout.flush
+      line = "[debug_mode] user_id=#{user_id} #{request.request_method} #{request.path_info} " \
+             "params=#{request.params.keys.sort.join(',')} at #{Time.now.utc.iso8601(3)}"
+      log = ENV["SHOP_DEBUG_LOG"]
+      if log && !log.empty?
+        File.open(log, "a") { |file| file.puts(line) } # one write per line, appended
+      else
+        $stdout.puts line
+        $stdout.flush
+      end
     end
 
     def self.ready?

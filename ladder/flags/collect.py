@@ -22,9 +22,9 @@ MAX_LINES = 500
 _MAX_LINE = 4000
 
 
-def user_pattern(user_id: str) -> re.Pattern[str]:
-    """The ways a Rails log names user ``user_id`` (FACTS.md: tags, key=value, JSON, prose)."""
-    uid = re.escape(user_id)
+def user_pattern(*user_ids: str) -> re.Pattern[str]:
+    """The ways a Rails log names one of ``user_ids`` (FACTS.md: tags, key=value, JSON, prose)."""
+    uid = "(?:" + "|".join(re.escape(u) for u in user_ids) + ")"
     return re.compile(
         rf"(?:\buser[_ ]?id\b\W{{0,4}}|\[user:|\bCurrent user:\s*|\b[A-Z]\w*;){uid}(?![\w-])",
         re.IGNORECASE,
@@ -46,17 +46,17 @@ def mark(sources: Sequence[LogSource]) -> dict[Path, int]:
 
 def collect(
     marks: dict[Path, int],
-    user_id: str,
+    user_ids: Sequence[str],
     seconds: float,
     *,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[str]:
-    """The scrubbed lines naming ``user_id`` appended after ``marks``, read for ``seconds``
-    (at least once), at most :data:`MAX_LINES`."""
+    """The scrubbed lines naming one of ``user_ids`` appended after ``marks``, read for
+    ``seconds`` (at least once), at most :data:`MAX_LINES`."""
     from ladder.sanitize.scrub import scrub_text
 
-    pattern = user_pattern(user_id)
+    pattern = user_pattern(*user_ids)
     offsets = dict(marks)
     found: list[str] = []
     deadline = clock() + seconds

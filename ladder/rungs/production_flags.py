@@ -152,8 +152,8 @@ def run(state: ClimbState, settings: ProductionFlagsSettings) -> RungResult:
                                  expires_at=expires))  # fmt: skip
                 gates.append({"feature": feature, "actor": actor, "lease": lease.id,
                               "was_enabled": was, "expires_at": expires.isoformat()})  # fmt: skip
-    user_id = plan.actors[0].split(";", 1)[1]
-    lines = collect(marks, user_id, settings.collect_seconds) if marks else []
+    user_ids = [actor.split(";", 1)[1] for actor in plan.actors]
+    lines = collect(marks, user_ids, settings.collect_seconds) if marks else []
     details = _details(gates, lines, where, settings.collect_seconds, bool(marks))
     state.publish.markdown("flags", details, f"Debug flags for {incident.id} (scrubbed log lines)")
     return ProductionFlagsResult(

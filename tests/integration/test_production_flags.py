@@ -150,12 +150,12 @@ def test_a_puma_app_using_flipper_logs_only_for_the_flagged_user(
         run(state, settings)
         for user in ("1", "2", "1"):
             httpx.get(f"{server.url}/orders", headers={"X-Shop-Impersonate": user}, timeout=10)
-        lines = collect(marks, "1", 0)
-        others = collect(marks, "2", 0)
+        lines = collect(marks, ["1"], 0)
+        others = collect(marks, ["2"], 0)
         LeaseLedger().revert_owner(OWNER)
         after = mark([_source(server.log_file)])
         httpx.get(f"{server.url}/orders", headers={"X-Shop-Impersonate": "1"}, timeout=10)
-        later = collect(after, "1", 0)
+        later = collect(after, ["1"], 0)
     finally:
         server.stop()
 

@@ -125,6 +125,8 @@ def test_the_users_lines_in_the_shapes_rails_logs_name_them() -> None:
         assert hit(line), line
     for line in ("user_id=420", "user_id=142", "order 42", "user_id=42-b"):
         assert not hit(line), line
+    both = user_pattern("42", "7").search
+    assert both("user_id=7") and both("[user:42]") and not both("user_id=77")
 
 
 def test_collect_reads_what_was_appended_scrubbed(tmp_path: Path) -> None:
@@ -139,7 +141,7 @@ def test_collect_reads_what_was_appended_scrubbed(tmp_path: Path) -> None:
         with log.open("a") as f:
             f.write("D, [debug_mode] user_id=42 card 4111 1111 1111 1111\nD, user_id=420 no\n")
 
-    lines = collect(marks, "42", 3, sleep=sleep, clock=lambda: float(next(clock)))
+    lines = collect(marks, ["42"], 3, sleep=sleep, clock=lambda: float(next(clock)))
 
     assert list(marks) == [log]  # compressed history is not read
     assert lines == ["D, [debug_mode] user_id=42 card [CARD]"] * len(sleeps)

@@ -128,6 +128,32 @@ def _prefect_console_hushed() -> Iterator[None]:
             handler.setLevel(level)
 
 
+class _Customers:
+    """While rung 5 climbs, the sandbox's customers use the shop (the incident's users, so the
+    flagged one is among them): rung 5 then finds that user's debug lines in the logs."""
+
+    def __init__(self, live: Any) -> None:
+        self.live = live
+
+    def __call__(self, event: str, fields: dict[str, Any]) -> None:
+        if event == "checkpoint" and fields.get("rung") == "production_flags":
+            self.live.start()
+        elif event == "rung" and getattr(fields.get("rung"), "name", "") == "production_flags":
+            self.live.stop()
+
+    def stop(self) -> None:
+        self.live.stop()
+
+
+def _customers(info: Any) -> _Customers:
+    from ladder.sandbox import shop
+    from ladder.sandbox.customers import LiveCustomers
+
+    url = str((shop.running(info.directory) or {}).get("url") or "")
+    users = list(info.incident.params.get("user_ids") or [])[:3] if url else []
+    return _Customers(LiveCustomers(url, users))
+
+
 def demo(
     users: Annotated[
         int, typer.Option(min=MIN_USERS, help="users to seed in a new sandbox")
@@ -149,6 +175,8 @@ def demo(
         say(f"  {why}: rung 4 will be unavailable")
     say(f"  incident [bold]{info.incident.id}[/bold]: {info.incident.title}")
     unsubscribe = None if as_json else progress.subscribe(_print_progress)
+    customers = _customers(info)
+    stop_customers = progress.subscribe(customers)
     try:
         with quiet_prefect():
             result = _run_escalate(
@@ -157,6 +185,8 @@ def demo(
                 sandbox_dir=str(info.directory),
             )
     finally:
+        stop_customers()
+        customers.stop()
         if unsubscribe:
             unsubscribe()
     report = result["report"]

@@ -225,6 +225,8 @@ def _climb_one(
         return RungReport.of(rung, "skipped", reason=f"above until={highest}")
     if not rung.built:
         return RungReport.of(rung, "not_built", reason="not built yet in this version of Ladder")
+    if rung.prefill is not None:
+        settings = rung.prefill(state, settings)
     needs_approval = rung.approval_by_default if settings.approval is None else settings.approval
     if needs_approval:
         progress.emit("checkpoint", rung=rung.name)
@@ -236,6 +238,7 @@ def _climb_one(
             automatic=automatic,
         )
         report.decisions.append(decision)
+        state.approvers[rung.name] = decision.approver
         if decision.decision != "approve":
             verb = "stopped" if decision.decision == "stop" else "skipped"
             why = f": {decision.reason}" if decision.reason else ""

@@ -24,6 +24,7 @@ from pydantic import (
     field_validator,
 )
 
+from ladder.connectors.flipper_config import FlipperConfig, sandbox_flipper
 from ladder.connectors.log_source import LogSource
 from ladder.connectors.ssh import Bastion
 from ladder.errors import ConfigError
@@ -79,10 +80,6 @@ class DatadogConfig(_Strict):
     service: str | None = None
     api_key: SecretRef
     app_key: SecretRef
-
-
-class FlipperConfig(_Strict):
-    database: DatabaseConfig
 
 
 class KubernetesConfig(_Strict):
@@ -367,6 +364,7 @@ def with_sandbox(
     and ``parts`` (``ssh``, ``tunnel_db``, ``staging`` with its app) where the YAML left them empty."""
     return env.model_copy(
         update={
+            "flipper": env.flipper or sandbox_flipper(production_dsn, shop),
             "production_db": env.production_db or DatabaseConfig(dsn=production_dsn),
             "staging": env.staging or StagingConfig(database=DatabaseConfig(dsn=staging_dsn)),
             "logs": env.logs or [LogSource(path=p) for p in log_files],

@@ -7,6 +7,7 @@
     │   ├── PostgresError       a cluster, pg_dump, psql or COPY step failed
     │   ├── LogSourceError      a log file is missing or unreadable
     │   ├── RbtraceError        rbtrace could not attach, or an eval in the target raised
+    │   ├── FlipperError        Flipper's tables or flipper-api refused, or a gate read back wrong
     │   ├── SSHError            an SSH host, bastion or tunnel failed or refused
     │   │   └── HostKeyError    a host key is not the one pinned in known_hosts (never retried)
     │   └── NotReadOnlyError    a database that must be read-only (the tunnel's) is writable
@@ -100,6 +101,11 @@ class CheckpointError(LadderError):
 
 class RbtraceError(ConnectorError):
     """rbtrace could not attach to a process, or code it ran in the target raised."""
+
+
+class FlipperError(ConnectorError):
+    """Flipper's tables or a flipper-api endpoint failed or refused, or a gate did not read back
+    as it was written."""
 
 
 class GuardrailError(LadderError):

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from servers.flipper import flipper_api, flipper_tables  # noqa: F401 - fixtures
 from servers.puma import (  # noqa: F401 - fixtures
     puma,
     puma_as_nobody,

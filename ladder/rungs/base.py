@@ -74,6 +74,8 @@ class ClimbState:
     runbook_path: Path
     owner: str
     found: dict[str, RungResult] = field(default_factory=dict)
+    #: who approved each rung at its checkpoint (rung name -> approver), for leases' audit trail
+    approvers: dict[str, str] = field(default_factory=dict)
     publish: Publisher = field(default_factory=lambda: Publisher())
 
     def resolve(self, relative: str) -> Path:
@@ -122,6 +124,8 @@ class Rung:
     Prefect. ``hands_over`` says the rung gives the engineer something live, to be held.
     ``check`` adds rung-specific findings to ``ladder runbook check``; ``check_live`` adds those
     that need the live environment (a database), run only by ``ladder runbook check``.
+    ``prefill`` completes the settings from what the climb knows (e.g. the incident's user as
+    the actor) before the checkpoint form shows them, so the approver sees and can change them.
     """
 
     number: int
@@ -137,6 +141,7 @@ class Rung:
     hands_over: bool = False
     check: Check | None = None
     check_live: LiveCheck | None = None
+    prefill: Callable[[ClimbState, Any], RungSettings] | None = None
 
     @property
     def built(self) -> bool:

@@ -4,8 +4,12 @@ A :class:`ShopServer` runs ``shop_app/config.ru`` (a Rack app with the incident'
 ``POST /checkout``) under Puma on ``127.0.0.1:port``, reading the database in ``database_url``,
 from a directory of its own (pidfile, log, state). ``RUBYOPT=-rrbtrace`` loads rbtrace into the
 server (``rbtrace=False`` leaves it out, as an app that never required it). ``workers=0`` is
-single mode, ``workers=N`` cluster mode; ``user`` runs Puma as another user (root only). ``start()`` waits until ``/health`` answers (and every
-worker booted); ``stop()`` ends the master and its workers by PID.
+single mode, ``workers=N`` cluster mode; ``user`` runs Puma as another user (root only).
+``start()`` waits until ``/health`` answers (and every worker booted); ``stop()`` ends the
+master and its workers by PID. With ``flipper_dsn`` the app
+reads Flipper's tables there (ActiveRecord adapter, Debian ruby-flipper) and writes a
+``[debug_mode] user_id=N ...`` line for each request of a user whose ``debug_mode`` is enabled,
+to ``debug_log`` if given (the sandbox's Rails log, a rung 1 log source), else to its own log.
 """
 
 from __future__ import annotations
@@ -42,6 +46,35 @@ def available() -> str | None:
     return None
 
 
+def flipper_available() -> str | None:
+    """None when the shop can read Flipper's ActiveRecord tables here, else the Debian package
+    missing (ruby-flipper, ruby-activerecord or ruby-pg)."""
+    if shutil.which("ruby") is None:
+        return "ruby"
+    for lib, package in (("pg", "ruby-pg"), ("active_record", "ruby-activerecord"),
+                         ("flipper", "ruby-flipper"),
+                         ("flipper/adapters/active_record", "ruby-flipper")):  # fmt: skip
+        probe = subprocess.run(["ruby", "-e", f"require {json.dumps(lib)}"], capture_output=True,
+                               check=False)  # fmt: skip
+        if probe.returncode != 0:
+            return package
+    return None
+
+
+def activerecord_url(dsn: str) -> str:
+    """A libpq DSN as the ``postgresql://`` URL ActiveRecord's ``establish_connection`` takes
+    (the sandbox's and the tests' servers trust loopback: there is no password to carry)."""
+    from urllib.parse import quote
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    p = {k: str(v) for k, v in conninfo_to_dict(dsn).items()}
+    user = quote(p.get("user", ""), safe="")
+    host = p.get("host", "127.0.0.1")
+    port = p.get("port", "5432")
+    return f"postgresql://{user}{'@' if user else ''}{host}:{port}/{quote(p.get('dbname', ''))}"
+
+
 @dataclass
 class ShopServer:
     directory: Path
@@ -50,6 +83,8 @@ class ShopServer:
     rbtrace: bool = True
     port: int | None = None
     user: str | None = None  # run Puma as this user (``runuser``; needs root), as deploys do
+    flipper_dsn: str | None = None
+    debug_log: Path | None = None
 
     def __post_init__(self) -> None:
         self.directory = Path(self.directory).absolute()
@@ -90,6 +125,10 @@ class ShopServer:
         extra = {"SHOP_DATABASE_URL": self.database_url, "RACK_ENV": "production"}
         if self.rbtrace:
             extra["RUBYOPT"] = "-rrbtrace"
+        if self.flipper_dsn:
+            extra["SHOP_FLIPPER_DATABASE_URL"] = activerecord_url(self.flipper_dsn)
+        if self.debug_log:
+            extra["SHOP_DEBUG_LOG"] = str(self.debug_log)
         env = child_env(extra, drop=() if self.rbtrace else ("RUBYOPT",))
         argv = ["runuser", "-u", self.user, "--"] if self.user else []
         argv += ["puma", "-b", f"tcp://127.0.0.1:{self.port}", "-t", "1:4"]
@@ -114,7 +153,8 @@ class ShopServer:
 
     def state(self) -> dict[str, object]:
         return {"port": self.port, "pidfile": str(self.pidfile), "workers": self.workers,
-                "url": self.url, "rbtrace": self.rbtrace}  # fmt: skip
+                "url": self.url, "rbtrace": self.rbtrace, "log": str(self.log_file),
+                "flipper": bool(self.flipper_dsn)}  # fmt: skip
 
     def _ready(self) -> bool:
         import httpx
@@ -205,9 +245,19 @@ def serve(
                        owner="sandbox")  # fmt: skip
     (directory / "work").mkdir(parents=True, exist_ok=True)
     (directory / "work").chmod(0o700)
-    server = ShopServer(directory, staging_dsn)
+    flipper_missing = flipper_available()
+    from ladder.sandbox.traffic import HOSTS
+
+    server = ShopServer(directory, staging_dsn,
+                        flipper_dsn=None if flipper_missing else production_dsn,
+                        debug_log=Path(sandbox_dir) / "logs" / HOSTS[0] / "production.log")  # fmt: skip
     server.start()
-    say(f"the shop runs on Puma with rbtrace at {server.url} (staging)")
+    if flipper_missing:  # rung 5 reads this from shop.json: no app here reads a flag
+        state = {**server.state(), "flipper_unavailable": "the sandbox's app reads no Flipper "
+                 f"flags: this machine lacks Debian package {flipper_missing}"}  # fmt: skip
+        (directory / STATE_FILE).write_text(json.dumps(state))
+    say(f"the shop runs on Puma with rbtrace at {server.url} (staging)"
+        + ("" if flipper_missing else ", reading Flipper flags from production"))  # fmt: skip
     return None
 
 

@@ -87,6 +87,17 @@ def test_demo_climbs_the_sandbox_incident_and_leaves_no_lease(demo_env: dict[str
         assert "standby" in tunnel["data"]["read_only"]
         [closed] = [x for x in report["leases"] if x["kind"] == "ssh_tunnel"]
         assert closed["outcome"].startswith(f"closed the tunnel on 127.0.0.1:{tunnel['data']['local_port']}")
+    flags = next(r for r in report["rungs"] if r["name"] == "production_flags")
+    if flags["status"] == "unavailable":  # names the Debian package the sandbox's app lacks
+        assert "Debian package" in flags["reason"], flags["reason"]
+    else:
+        assert flags["status"] == "done", flags
+        (gate,) = flags["data"]["gates"]
+        assert gate["actor"] == f"User;{evidence['data']['affected_users'][0]}"
+        user = gate["actor"].split(";")[1]  # the shop logs only for the flagged customer
+        assert all(f"user_id={user} " in line for line in flags["data"]["log_lines"])
+        lease = next(x for x in report["leases"] if x["kind"] == "flipper_actor_gate")
+        assert lease["state"] == "reverted" and "read back: off" in lease["outcome"]
 
     # the second run reuses the sandbox and prints the human summary
     again = _ladder(demo_env, "demo")

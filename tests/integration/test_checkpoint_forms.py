@@ -32,7 +32,7 @@ EDITS: dict[str, dict[str, Any]] = {
     },
     "tunnel": {"local_port": 15432, "ttl_minutes": 10},
     "staging_trace": {"probes": ["probes/checkout.rb"], "replays": 2},
-    "production_flags": {"actor": "User;42", "feature": "debug_checkout"},
+    "production_flags": {"actors": ["User;42"], "features": ["debug_mode"], "collect_seconds": 5},
     "replica_app": {"header": "X-Debug-Me"},
 }
 

@@ -25,7 +25,14 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def _runbook(tmp: Path, rungs: str, *, timeout_minutes: float = 5, until: str = "") -> Path:
+def _runbook(
+    tmp: Path,
+    rungs: str,
+    *,
+    timeout_minutes: float = 5,
+    until: str = "",
+    flipper_dsn: str = "host=127.0.0.1 dbname=nowhere",
+) -> Path:
     log = tmp / "production.log"
     rows = []
     for i in range(20):
@@ -65,7 +72,7 @@ def _runbook(tmp: Path, rungs: str, *, timeout_minutes: float = 5, until: str = 
     log.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     (tmp / "env.yaml").write_text(
         f"name: flowtest\nlogs:\n  - path: {log}\n"
-        "flipper:\n  database:\n    dsn: host=127.0.0.1 dbname=nowhere\n"
+        f"flipper:\n  database:\n    dsn: {flipper_dsn}\n"
     )
     path = tmp / "rb.yaml"
     path.write_text(
@@ -83,11 +90,16 @@ INCIDENT = Incident(
 
 
 def test_climbs_in_order_and_reports_every_rung(
-    prefect_server: str, home: Path, auto_approve: str
+    prefect_server: str, home: Path, auto_approve: str, pg_db: str
 ) -> None:
     from flows.escalate import escalate
+    from ladder.connectors.postgres import connect
+    from ladder.sandbox.shop_schema import create_tables
 
-    rb = _runbook(home, "  evidence: {}\n  production_flags: {}\n")
+    with connect(pg_db) as conn:
+        create_tables(conn)
+    flags = "  production_flags: {collect_seconds: 0}\n"
+    rb = _runbook(home, "  evidence: {}\n" + flags, flipper_dsn=pg_db)
     result = escalate(runbook=str(rb), incident=INCIDENT)
     report = result["report"]
     statuses = {r["name"]: r["status"] for r in report["rungs"]}
@@ -96,9 +108,14 @@ def test_climbs_in_order_and_reports_every_rung(
         "local_replica": "skipped",
         "tunnel": "skipped",
         "staging_trace": "skipped",
-        "production_flags": "not_built",
+        "production_flags": "done",
         "replica_app": "skipped",
     }
+    flags = report["rungs"][4]["data"]["gates"]  # for rung 1's affected user, reverted at the end
+    assert [(g["feature"], g["actor"]) for g in flags] == [("debug_mode", "User;42")]
+    assert [(lease["kind"], lease["state"]) for lease in report["leases"]] == [
+        ("flipper_actor_gate", "reverted")
+    ]
     assert [r["number"] for r in report["rungs"]] == [1, 2, 3, 4, 5, 6]
     assert report["approvals"] == "automatic (tests)"
     assert report["rungs"][0]["data"]["affected_users"] == ["42"]

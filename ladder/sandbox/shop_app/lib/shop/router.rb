@@ -2,6 +2,7 @@ require "json"
 require "rack"
 require "controllers/checkout_controller"
 require "controllers/orders_controller"
+require "shop/flags"
 
 module Shop
   # Routes a request to a controller action; the signed-in user comes from the
@@ -10,6 +11,7 @@ module Shop
     def call(env)
       request = Rack::Request.new(env)
       user_id = current_user_id(request)
+      Flags.debug(request, user_id)
       case [request.request_method, request.path_info]
       when ["GET", "/health"] then [200, { "content-type" => "text/plain" }, ["ok\n"]]
       when ["POST", "/checkout"] then CheckoutController.new(request, user_id).create

@@ -24,7 +24,7 @@ from pydantic import (
     field_validator,
 )
 
-from ladder.connectors.flipper_config import FlipperConfig, sandbox_flipper
+from ladder.connectors.flipper_config import FlipperConfig
 from ladder.connectors.log_source import LogSource
 from ladder.connectors.ssh import Bastion
 from ladder.errors import ConfigError
@@ -361,10 +361,10 @@ def with_sandbox(
     parts: dict[str, object] | None = None,
 ) -> Environment:
     """The sandbox environment with its databases, log files and pseudonymization key filled in,
-    and ``parts`` (``ssh``, ``tunnel_db``, ``staging`` with its app) where the YAML left them empty."""
+    and ``parts`` (``ssh``, ``tunnel_db``, ``staging`` with its app, ``flipper``) where the YAML
+    left them empty."""
     return env.model_copy(
         update={
-            "flipper": env.flipper or sandbox_flipper(production_dsn, shop),
             "production_db": env.production_db or DatabaseConfig(dsn=production_dsn),
             "staging": env.staging or StagingConfig(database=DatabaseConfig(dsn=staging_dsn)),
             "logs": env.logs or [LogSource(path=p) for p in log_files],

@@ -147,9 +147,12 @@ def load(directory: Path | None = None) -> SandboxInfo:
 
 
 def environment_parts(info: SandboxInfo) -> dict[str, object]:
-    """The sandbox's ``ssh`` and ``tunnel_db`` for rung 3, what this machine lacks, and
-    ``staging`` with its app (the shop on Puma) for rung 4."""
+    """The sandbox's ``ssh`` and ``tunnel_db`` for rung 3, what this machine lacks, ``staging``
+    with its app (the shop on Puma) for rung 4, and the Flipper tables its app reads for rung 5."""
+    from ladder.connectors.flipper_config import sandbox_flipper
+
     parts = remote.environment_parts(info.directory, PRODUCTION_DB)
+    parts["flipper"] = sandbox_flipper(info.production_dsn, info.shop)
     staging = shop.staging_config(info.shop, info.staging_dsn)
     if staging is not None:
         parts["staging"] = staging

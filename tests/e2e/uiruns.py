@@ -69,6 +69,12 @@ class Runs:
         assert state is not None and state.type.value == "PAUSED", state
         return str(state.state_details.pause_key)
 
+    def paused_at(self, run_id: UUID) -> str | None:
+        """The pause key if the run is paused now, else None."""
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(run_id).state
+        return str(state.state_details.pause_key) if state and state.type.value == "PAUSED" else None
+
     def logs(self, run_id: UUID) -> list[str]:
         """The messages of the run's Logs tab."""
         with get_client(sync_client=True) as client:

@@ -12,7 +12,6 @@ import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from pydantic import (
     BaseModel,
@@ -24,6 +23,7 @@ from pydantic import (
     field_validator,
 )
 
+from ladder.config_hosts import LoadBalancerConfig, ReplicaProcessConfig, SSHConfig
 from ladder.connectors.log_source import LogSource
 from ladder.errors import ConfigError
 from ladder.incident import Incident, Source
@@ -41,15 +41,6 @@ class _Strict(BaseModel):
 
 class DatabaseConfig(_Strict):
     dsn: Dsn = Field(description="connection string without a password, or a secret reference")
-
-
-class SSHConfig(_Strict):
-    host: str
-    user: str
-    port: int = Field(22, ge=1, le=65535)
-    bastion: str | None = Field(None, description="jump host, user@host[:port]")
-    key: SecretRef | None = Field(None, description="private key, as a secret reference")
-    known_hosts: str = Field(description="known_hosts file pinning the host keys")
 
 
 class SentryConfig(_Strict):
@@ -76,12 +67,6 @@ class KubernetesConfig(_Strict):
     deployment: str
     token: SecretRef
     gateway: str | None = Field(None, description="Gateway API HTTPRoute to add header matches to")
-
-
-class LoadBalancerConfig(_Strict):
-    kind: Literal["nginx", "haproxy", "gateway-api"]
-    config_path: str | None = None
-    admin_socket: str | None = None
 
 
 class StagingConfig(_Strict):
@@ -372,9 +357,11 @@ def with_sandbox(
     log_files: list[Path],
     pseudonym_key: str | None = None,
     shop: dict[str, object] | None = None,
+    front: dict[str, object] | None = None,
 ) -> Environment:
     """The sandbox environment with its databases, log files and pseudonymization key filled
-    in, and its staging app (the shop on Puma, on this machine) while it runs."""
+    in, its staging app (the shop on Puma, on this machine) while it runs, and nginx in front of
+    the shop with a replica of it to start (rung 6)."""
     staging = StagingConfig(database=DatabaseConfig(dsn=staging_dsn))
     if shop and shop.get("unavailable"):
         staging = staging.model_copy(update={"unavailable": str(shop["unavailable"])})
@@ -392,8 +379,36 @@ def with_sandbox(
             "staging": env.staging or staging,
             "logs": env.logs or [LogSource(path=p) for p in log_files],
             "pseudonym_key": SecretStr(pseudonym_key) if pseudonym_key else env.pseudonym_key,
+            "load_balancer": env.load_balancer or _sandbox_front(front),
         }
     )
+
+
+def _sandbox_front(front: dict[str, object] | None) -> LoadBalancerConfig | None:
+    """The sandbox's nginx as a load balancer, the replica a second Puma of the shop."""
+    if not front:
+        return None
+    if front.get("unavailable"):
+        return LoadBalancerConfig(kind="nginx").model_copy(
+            update={"unavailable": str(front["unavailable"])}
+        )
+    from ladder.procs import free_port
+    from ladder.sandbox.shop import APP
+
+    command = ["puma", "-b", "tcp://127.0.0.1:{port}", "-t", "1:4", "-e", "production"]
+    replica = ReplicaProcessConfig(
+        local=True,
+        command=[*command, str(APP / "config.ru")],
+        cwd=str(APP),
+        port=free_port(),
+        env={"SHOP_DATABASE_URL": str(front["database_url"]), "RACK_ENV": "production"},
+        work_dir=str(Path(str(front["map_include"])).parent.parent),
+    )
+    return LoadBalancerConfig(
+        kind="nginx", local=True, url=str(front["url"]), map_include=str(front["map_include"]),
+        pid_file=str(front["pid_file"]), test_command=list(front["test_command"]),  # type: ignore[call-overload]
+        header=str(front["header"]), cookie=str(front["cookie"]), replica=replica,
+    )  # fmt: skip
 
 
 def bind_environment(
@@ -413,6 +428,7 @@ def bind_environment(
 
     info = sandbox.load(Path(sandbox_dir) if sandbox_dir else None)
     bound = with_sandbox(
-        env, info.production_dsn, info.staging_dsn, info.log_files, info.pseudonym_key, info.shop
-    )
+        env, info.production_dsn, info.staging_dsn, info.log_files, info.pseudonym_key, info.shop,
+        info.front,
+    )  # fmt: skip
     return bound, info.incident

@@ -7,6 +7,7 @@
     │   ├── PostgresError       a cluster, pg_dump, psql or COPY step failed
     │   ├── LogSourceError      a log file is missing or unreadable
     │   ├── RbtraceError        rbtrace could not attach, or an eval in the target raised
+    │   ├── RoutingError        nginx refused a route, did not reload, or a probe went astray
     │   └── SSHError            an SSH host, bastion or tunnel failed or refused
     │       └── HostKeyError    a host key is not the one pinned in known_hosts (never retried)
     ├── SandboxError            the embedded sandbox is missing or broken
@@ -100,3 +101,7 @@ class RbtraceError(ConnectorError):
 class GuardrailError(LadderError):
     """A rung refused what it was asked to do: a host not marked staging, a probe outside the
     allow-list, a duration above the runbook's maximum. The message is one line saying which."""
+
+
+class RoutingError(ConnectorError):
+    """A load balancer refused a route change, did not reload, or a probe reached the wrong app."""

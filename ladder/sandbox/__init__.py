@@ -26,7 +26,7 @@ from ladder.connectors.postgres import connect, create_database
 from ladder.errors import PostgresError, SandboxError
 from ladder.incident import Incident
 from ladder.replica.guard import create_marked
-from ladder.sandbox import shop
+from ladder.sandbox import nginx, shop
 from ladder.sandbox.cluster import Cluster
 from ladder.sandbox.limits import DEFAULT_REQUESTS, MIN_REQUESTS, MIN_USERS
 from ladder.settings import settings
@@ -58,6 +58,7 @@ class SandboxInfo:
     sizes: dict[str, int] = field(default_factory=dict)
     slow_user_id: int | None = None
     shop: dict[str, object] | None = None  # the staging app on Puma, while it runs
+    front: dict[str, object] | None = None  # nginx in front of the shop, while it runs
 
     @property
     def pseudonym_key(self) -> str:
@@ -235,6 +236,7 @@ def _read(directory: Path) -> SandboxInfo:
             sizes=dict(state.get("sizes", {})),
             slow_user_id=state.get("slow_user_id"),
             shop=shop.running(directory),
+            front=nginx.running(directory),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise SandboxError(

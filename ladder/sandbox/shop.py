@@ -192,6 +192,11 @@ def serve(
         return why
     (directory / UNAVAILABLE_FILE).unlink(missing_ok=True)
     if running(sandbox_dir) is not None:
+        state = running(sandbox_dir) or {}
+        from ladder.sandbox import nginx
+
+        if nginx.running(sandbox_dir) is None:
+            nginx.front(sandbox_dir, f"127.0.0.1:{state['port']}", staging_dsn)
         return None
     if not _has_tables(staging_dsn):
         from ladder.replica.pipeline import create_replica
@@ -204,11 +209,25 @@ def serve(
     server = ShopServer(directory, staging_dsn)
     server.start()
     say(f"the shop runs on Puma with rbtrace at {server.url} (staging)")
+    _front(sandbox_dir, server, staging_dsn, say)
     return None
+
+
+def _front(sandbox_dir: Path, server: ShopServer, dsn: str, say: Callable[[str], None]) -> None:
+    from ladder.sandbox import nginx
+
+    why = nginx.front(sandbox_dir, f"127.0.0.1:{server.port}", dsn)
+    if why:
+        say(f"{why}: rung 6 (replica_app) will be unavailable")
+    else:
+        say(f"nginx fronts the shop at {nginx.running(sandbox_dir)['url']}")  # type: ignore[index]
 
 
 def stop(sandbox_dir: Path) -> None:
     """Stop the sandbox's shop, if it runs, and remove its directory."""
+    from ladder.sandbox import nginx
+
+    nginx.stop(sandbox_dir)
     directory = Path(sandbox_dir) / SHOP_DIR
     if directory.exists():
         ShopServer(directory, "").stop()

@@ -30,7 +30,7 @@ _MARKER = re.compile(r"^[0-9a-f]{8,32}$")
 _RUN_DIR = re.compile(r"^/[\w./-]*/ladder-replica-[0-9a-f]{8,32}$")
 # $0 is the run directory, "$@" the command; prints the detached command's pid
 _SPAWN = (
-    'umask 077 && mkdir -p -- "$0" && '
+    'mkdir -m 700 -- "$0" || exit 1; '
     'setsid "$@" > "$0/replica.log" 2>&1 < /dev/null & echo $! > "$0/replica.pid" && echo $!'
 )
 

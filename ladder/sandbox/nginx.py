@@ -63,6 +63,7 @@ http {{
             proxy_pass http://$ladder_pool;
             proxy_set_header Host $host;
             proxy_next_upstream off;
+            proxy_max_temp_file_size 0;
             add_header X-Ladder-Replica $ladder_replica always;
         }}
     }}

@@ -143,7 +143,10 @@ def open_route(
             route_lease = _route(plan, ledger, owner, ttl, token, block, taken)
             say(f"nginx routes requests tagged {plan.header} or cookie {plan.cookie} to it")
             try:
-                nginx.wait_routed(_probe(plan), token, upstream, timeout=plan.ready_seconds)
+                nginx.wait_routed(
+                    _probe(plan), token, upstream, timeout=plan.ready_seconds,
+                    still_worth_it=lambda: alive(replica_host, pid),
+                )  # fmt: skip
             except RoutingError as exc:
                 if not alive(replica_host, pid):
                     tail = app_process.log_tail(replica_host, directory)

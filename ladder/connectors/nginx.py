@@ -26,7 +26,7 @@ import re
 import secrets
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ladder.connectors.hosts import Host
@@ -190,12 +190,19 @@ def probe(p: Probe, token: str, upstream: str) -> list[str]:
     return out
 
 
-def wait_routed(p: Probe, token: str, upstream: str | None, timeout: float = 60) -> None:
+def wait_routed(
+    p: Probe,
+    token: str,
+    upstream: str | None,
+    timeout: float = 60,
+    still_worth_it: Callable[[], bool] = lambda: True,
+) -> None:
     """Poll until a request tagged with ``token`` is served by ``upstream`` (None: by no
-    replica, i.e. the route is gone); RoutingError at ``timeout``."""
+    replica, i.e. the route is gone); RoutingError at ``timeout``, or as soon as
+    ``still_worth_it()`` says False (the replica died)."""
     deadline = time.monotonic() + timeout
     status, seen = 0, None
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and still_worth_it():
         try:
             status, seen = p.served_by(token)
         except RoutingError:
@@ -207,6 +214,6 @@ def wait_routed(p: Probe, token: str, upstream: str | None, timeout: float = 60)
         time.sleep(0.2)
     want = f"the replica at {upstream}" if upstream else "the app again"
     raise RoutingError(
-        f"after {timeout:.0f} s a tagged request still reached {seen or 'the app'} "
-        f"(HTTP {status}), not {want}"
+        f"a tagged request still reached {seen or 'the app'} (HTTP {status}), not {want} "
+        f"(waited up to {timeout:.0f} s)"
     )

@@ -23,12 +23,12 @@ from pydantic import (
     field_validator,
 )
 
-from ladder.config_hosts import LoadBalancerConfig, ReplicaProcessConfig, SSHConfig
+from ladder.config_hosts import DatabaseConfig, LoadBalancerConfig, SSHConfig, StagingConfig
 from ladder.connectors.log_source import LogSource
 from ladder.errors import ConfigError
 from ladder.incident import Incident, Source
 from ladder.rungs import RungName, RungSettings, ladder, rung_names
-from ladder.secrets import BlockRef, Dsn, EnvRef, SecretRef, is_set
+from ladder.secrets import BlockRef, EnvRef, SecretRef, is_set
 from ladder.yamlfile import YamlDocument, load_yaml, parse_model
 
 
@@ -37,10 +37,6 @@ class _Strict(BaseModel):
 
 
 # --- environment -------------------------------------------------------------------------------
-
-
-class DatabaseConfig(_Strict):
-    dsn: Dsn = Field(description="connection string without a password, or a secret reference")
 
 
 class SentryConfig(_Strict):
@@ -67,50 +63,6 @@ class KubernetesConfig(_Strict):
     deployment: str
     token: SecretRef
     gateway: str | None = Field(None, description="Gateway API HTTPRoute to add header matches to")
-
-
-class StagingConfig(_Strict):
-    database: DatabaseConfig
-    app_url: str | None = Field(None, description="the staging app, where rung 4 replays requests")
-    ssh: SSHConfig | None = Field(None, description="how to reach the staging app hosts")
-    hosts: list[str] = Field(
-        default_factory=list,
-        description="the app hosts this environment marks as staging, the only ones rung 4 "
-        "traces (reached with ssh, host replaced; default: ssh.host)",
-    )
-    local: bool = Field(
-        False, description="the staging app runs on this machine (the sandbox): no SSH"
-    )
-    puma_pidfile: str | None = Field(
-        None, description="Puma's pidfile on the hosts (default: the only Puma running)"
-    )
-    work_dir: str = Field(
-        "/tmp",  # noqa: S108  # on the staging host, a directory of 0700 is made in it
-        pattern=r"^/[\w./-]*$",
-        description="where probes are uploaded on the hosts",
-    )
-
-    unavailable: str | None = Field(
-        None,
-        exclude=True,
-        description="why the sandbox runs no staging app (the missing Debian package); "
-        "filled in by bind_environment, never read from YAML",
-    )
-
-    @field_validator("unavailable", mode="before")
-    @classmethod
-    def _not_from_yaml(cls, value: object) -> None:
-        if value is not None:
-            raise ValueError("unavailable is the sandbox's own note, not a setting")
-        return None
-
-    def staging_hosts(self) -> list[str]:
-        """The hosts marked staging: ``hosts``, else ``ssh.host``, else this machine if local."""
-        if self.hosts:
-            return list(self.hosts)
-        if self.ssh is not None:
-            return [self.ssh.host]
-        return ["localhost"] if self.local else []
 
 
 class Environment(_Strict):
@@ -350,6 +302,12 @@ def check_runbook(path: str | Path) -> tuple[list[str], list[str]]:
     return [], loaded.warnings
 
 
+def _sandbox_front(front: dict[str, object] | None) -> LoadBalancerConfig | None:
+    from ladder.sandbox.nginx import load_balancer
+
+    return load_balancer(front) if front else None
+
+
 def with_sandbox(
     env: Environment,
     production_dsn: str,
@@ -382,33 +340,6 @@ def with_sandbox(
             "load_balancer": env.load_balancer or _sandbox_front(front),
         }
     )
-
-
-def _sandbox_front(front: dict[str, object] | None) -> LoadBalancerConfig | None:
-    """The sandbox's nginx as a load balancer, the replica a second Puma of the shop."""
-    if not front:
-        return None
-    if front.get("unavailable"):
-        return LoadBalancerConfig(kind="nginx").model_copy(
-            update={"unavailable": str(front["unavailable"])}
-        )
-    from ladder.procs import free_port
-    from ladder.sandbox.shop import APP
-
-    command = ["puma", "-b", "tcp://127.0.0.1:{port}", "-t", "1:4", "-e", "production"]
-    replica = ReplicaProcessConfig(
-        local=True,
-        command=[*command, str(APP / "config.ru")],
-        cwd=str(APP),
-        port=free_port(),
-        env={"SHOP_DATABASE_URL": str(front["database_url"]), "RACK_ENV": "production"},
-        work_dir=str(Path(str(front["map_include"])).parent.parent),
-    )
-    return LoadBalancerConfig(
-        kind="nginx", local=True, url=str(front["url"]), map_include=str(front["map_include"]),
-        pid_file=str(front["pid_file"]), test_command=list(front["test_command"]),  # type: ignore[call-overload]
-        header=str(front["header"]), cookie=str(front["cookie"]), replica=replica,
-    )  # fmt: skip
 
 
 def bind_environment(

@@ -1,4 +1,5 @@
-"""The parts of an environment that say how to reach hosts: SSH, and the load balancer of rung 6.
+"""The parts of an environment that say how to reach hosts and services: SSH, databases, staging,
+and the load balancer of rung 6.
 
 Kept apart from :mod:`ladder.config` (which re-exports them) so that connectors can name these
 models without importing the runbook machinery.
@@ -10,9 +11,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ladder.secrets import SecretRef
+from ladder.secrets import Dsn, SecretRef
 
-__all__ = ["LoadBalancerConfig", "ReplicaProcessConfig", "SSHConfig"]
+__all__ = [
+    "DatabaseConfig", "LoadBalancerConfig", "ReplicaProcessConfig", "SSHConfig", "StagingConfig",
+]  # fmt: skip
 
 #: Environment variable names the replica may be given (a runbook's ``env``, the environment's).
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
@@ -29,6 +32,54 @@ class SSHConfig(_Strict):
     bastion: str | None = Field(None, description="jump host, user@host[:port]")
     key: SecretRef | None = Field(None, description="private key, as a secret reference")
     known_hosts: str = Field(description="known_hosts file pinning the host keys")
+
+
+class DatabaseConfig(_Strict):
+    dsn: Dsn = Field(description="connection string without a password, or a secret reference")
+
+
+class StagingConfig(_Strict):
+    database: DatabaseConfig
+    app_url: str | None = Field(None, description="the staging app, where rung 4 replays requests")
+    ssh: SSHConfig | None = Field(None, description="how to reach the staging app hosts")
+    hosts: list[str] = Field(
+        default_factory=list,
+        description="the app hosts this environment marks as staging, the only ones rung 4 "
+        "traces (reached with ssh, host replaced; default: ssh.host)",
+    )
+    local: bool = Field(
+        False, description="the staging app runs on this machine (the sandbox): no SSH"
+    )
+    puma_pidfile: str | None = Field(
+        None, description="Puma's pidfile on the hosts (default: the only Puma running)"
+    )
+    work_dir: str = Field(
+        "/tmp",  # noqa: S108  # on the staging host, a directory of 0700 is made in it
+        pattern=r"^/[\w./-]*$",
+        description="where probes are uploaded on the hosts",
+    )
+
+    unavailable: str | None = Field(
+        None,
+        exclude=True,
+        description="why the sandbox runs no staging app (the missing Debian package); "
+        "filled in by bind_environment, never read from YAML",
+    )
+
+    @field_validator("unavailable", mode="before")
+    @classmethod
+    def _not_from_yaml(cls, value: object) -> None:
+        if value is not None:
+            raise ValueError("unavailable is the sandbox's own note, not a setting")
+        return None
+
+    def staging_hosts(self) -> list[str]:
+        """The hosts marked staging: ``hosts``, else ``ssh.host``, else this machine if local."""
+        if self.hosts:
+            return list(self.hosts)
+        if self.ssh is not None:
+            return [self.ssh.host]
+        return ["localhost"] if self.local else []
 
 
 class ReplicaProcessConfig(_Strict):

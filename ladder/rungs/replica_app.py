@@ -14,7 +14,7 @@ import re
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ladder.errors import GuardrailError
 from ladder.rungs.base import (
@@ -51,6 +51,14 @@ class ReplicaAppSettings(RungSettings):
         60, ge=5, le=900, description="how long the replica may take to answer through the LB"
     )
     ttl_minutes: Minutes = Field(60, description="how long the replica and its route live")
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, env: dict[str, str]) -> dict[str, str]:
+        problems = _env_problems(env)
+        if problems:
+            raise ValueError(problems[0])
+        return env
 
 
 class ReplicaAppResult(RungResult):

@@ -23,10 +23,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ladder.config_hosts import LoadBalancerConfig
 from ladder.errors import SandboxError
 from ladder.procs import free_port, pid_alive
 
-__all__ = ["NginxServer", "available", "front", "running", "stop"]
+__all__ = ["NginxServer", "available", "front", "load_balancer", "running", "stop"]
 
 PACKAGE = "nginx-light"
 FRONT_DIR = "nginx"
@@ -235,3 +236,29 @@ def stop(sandbox_dir: Path) -> None:
     if directory.exists():
         NginxServer(directory, "").stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def load_balancer(front: dict[str, object]) -> LoadBalancerConfig:
+    """The sandbox's nginx (``running()``'s state) as an environment's load balancer; the
+    replica is a second Puma of the shop, on a free port, reading the shop's database."""
+    from ladder.config_hosts import ReplicaProcessConfig
+    from ladder.sandbox.shop import APP
+
+    if front.get("unavailable"):
+        return LoadBalancerConfig(kind="nginx").model_copy(
+            update={"unavailable": str(front["unavailable"])}
+        )
+    command = ["puma", "-b", "tcp://127.0.0.1:{port}", "-t", "1:4", "-e", "production"]
+    replica = ReplicaProcessConfig(
+        local=True,
+        command=[*command, str(APP / "config.ru")],
+        cwd=str(APP),
+        port=free_port(),
+        env={"SHOP_DATABASE_URL": str(front["database_url"]), "RACK_ENV": "production"},
+        work_dir=str(Path(str(front["map_include"])).parent.parent),
+    )
+    return LoadBalancerConfig(
+        kind="nginx", local=True, url=str(front["url"]), map_include=str(front["map_include"]),
+        pid_file=str(front["pid_file"]), test_command=[str(a) for a in front["test_command"]],  # type: ignore[attr-defined]
+        header=str(front["header"]), cookie=str(front["cookie"]), replica=replica,
+    )  # fmt: skip

@@ -143,8 +143,8 @@ def run(state: ClimbState, settings: ReplicaAppSettings) -> RungResult:
     )
     state.publish.markdown("replica-app", details, f"Debug replica for {state.incident.id}")
     return ReplicaAppResult(
-        summary=f"debug replica at {opened.upstream} behind nginx; requests with "
-        f"{plan.header} or cookie {plan.cookie} reach it, others do not",
+        summary=f"debug replica at {opened.upstream} behind nginx: a request tagged "
+        f"{plan.header} (or cookie {plan.cookie}) reached it, an untagged one reached the app",
         details_markdown=details,
         held=[
             Held(

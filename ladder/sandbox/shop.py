@@ -199,10 +199,12 @@ def serve(
             nginx.front(sandbox_dir, f"127.0.0.1:{state['port']}", staging_dsn)
         return None
     if not _has_tables(staging_dsn):
+        from pydantic import SecretStr
+
         from ladder.replica.pipeline import create_replica
 
         say("copying production into staging, sanitized (as refresh-staging does)")
-        create_replica(production_dsn, staging_dsn, str(policy), all_tables=True, key=key,
+        create_replica(production_dsn, staging_dsn, str(policy), all_tables=True, key=SecretStr(key),
                        owner="sandbox")  # fmt: skip
     (directory / "work").mkdir(parents=True, exist_ok=True)
     (directory / "work").chmod(0o700)

@@ -101,7 +101,8 @@ def plan_route(state: ClimbState, settings: ReplicaAppSettings) -> RoutePlan | s
         if env.kubernetes is not None:
             return "the Kubernetes backend of rung 6 is not built yet (issue 10, part 2)"
         if env.sandbox:
-            return "the sandbox runs no load balancer (its shop does not run: see rung 4)"
+            why = env.staging.unavailable if env.staging is not None else None
+            return f"the sandbox runs no load balancer in front of its shop: {why or 'no shop'}"
         return "the environment has no load_balancer"
     if lb.unavailable:
         return lb.unavailable

@@ -62,7 +62,15 @@ class KubernetesConfig(_Strict):
     namespace: str
     deployment: str
     token: SecretRef
-    gateway: str | None = Field(None, description="Gateway API HTTPRoute to add header matches to")
+    gateway: str | None = Field(
+        None,
+        description="the app's Gateway API HTTPRoute: rung 6's route attaches to the same "
+        "parents and hostnames, with header/cookie matches",
+    )
+    ingress: str | None = Field(
+        None, description="the app's ingress-nginx Ingress, for a canary-by-header fallback"
+    )
+    ca_file: str | None = Field(None, description="CA bundle of the API server (default: system)")
 
 
 class Environment(_Strict):

@@ -8,6 +8,7 @@
     │   ├── LogSourceError      a log file is missing or unreadable
     │   ├── RbtraceError        rbtrace could not attach, or an eval in the target raised
     │   ├── RoutingError        nginx refused a route, did not reload, or a probe went astray
+    │   ├── KubernetesError     the Kubernetes API refused or failed, or a debug copy never got ready
     │   └── SSHError            an SSH host, bastion or tunnel failed or refused
     │       └── HostKeyError    a host key is not the one pinned in known_hosts (never retried)
     ├── SandboxError            the embedded sandbox is missing or broken
@@ -105,3 +106,7 @@ class GuardrailError(LadderError):
 
 class RoutingError(ConnectorError):
     """A load balancer refused a route change, did not reload, or a probe reached the wrong app."""
+
+
+class KubernetesError(ConnectorError):
+    """The Kubernetes API refused or failed a request, or a debug Deployment never got ready."""

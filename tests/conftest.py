@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from servers.kubeapi import kubeapi  # noqa: F401 - fixture
 from servers.nginx import front  # noqa: F401 - fixture
 from servers.puma import puma, puma_cluster, puma_plain, shop_dsn  # noqa: F401 - fixtures
 from servers.sshd import sshd, sshd_module  # noqa: F401 - fixtures for every test module

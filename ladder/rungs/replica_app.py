@@ -98,8 +98,6 @@ def plan_route(state: ClimbState, settings: ReplicaAppSettings) -> RoutePlan | s
     env: Environment = state.environment
     lb = env.load_balancer
     if lb is None:
-        if env.kubernetes is not None:
-            return "the Kubernetes backend of rung 6 is not built yet (issue 10, part 2)"
         if env.sandbox:
             why = env.staging.unavailable if env.staging is not None else None
             return f"the sandbox runs no load balancer in front of its shop: {why or 'no shop'}"
@@ -124,6 +122,8 @@ def run(state: ClimbState, settings: ReplicaAppSettings) -> RungResult:
     from ladder.debug_replica import open_route
     from ladder.leases import LeaseLedger
 
+    if state.environment.load_balancer is None and state.environment.kubernetes is not None:
+        return _run_kubernetes(state, settings)
     plan = plan_route(state, settings)
     if isinstance(plan, str):
         return RUNG.result("unavailable", reason=plan)
@@ -172,6 +172,48 @@ def run(state: ClimbState, settings: ReplicaAppSettings) -> RungResult:
         pid=opened.pid,
         checks=opened.checks,
     )
+
+
+def _run_kubernetes(state: ClimbState, settings: ReplicaAppSettings) -> RungResult:
+    """The debug Deployment, its Service and the tagged-only route, held as one lease."""
+    from ladder.connectors.nginx import make_token
+    from ladder.debug_replica_k8s import open_k8s_route
+    from ladder.leases import LeaseLedger
+    from ladder.settings import settings as ladder_settings
+
+    kube = state.environment.kubernetes
+    assert kube is not None
+    token, cookie = make_token(), "debug_replica"
+    opened = open_k8s_route(
+        kube, state.incident.id, settings.env, settings.header, cookie, token, LeaseLedger(),
+        state.owner, timedelta(minutes=settings.ttl_minutes), ladder_settings().reports_dir,
+        ready_seconds=max(settings.ready_seconds, 60),
+    )  # fmt: skip
+    hosts = opened.objects[-1]["spec"].get("hostnames") or [
+        r.get("host") for r in opened.objects[-1]["spec"].get("rules", []) if r.get("host")
+    ]
+    url = f"https://{hosts[0]}" if hosts else "https://<the app's address>"
+    curl = f"curl -H '{settings.header}: {token}' {url}/"
+    details = (
+        f"Deployment, Service and {opened.route_kind} **{opened.name}** in namespace "
+        f"{kube.namespace}: only requests tagged with the token reach the debug copy.\n\n"
+        f"- from a terminal: `{curl}`\n- in a browser: the cookie `{cookie}={token}`"
+        + (" (HTTPRoute only)" if opened.route_kind == "HTTPRoute" else " (not with the "
+           "ingress-nginx fallback: use the header)")
+        + f"\n\nManifests: {opened.manifest_file}"
+    )  # fmt: skip
+    state.publish.markdown("replica-app", details, f"Debug replica for {state.incident.id}")
+    return ReplicaAppResult(
+        summary=f"debug copy {opened.name} ready in {kube.namespace}; {opened.route_kind} sends "
+        f"it only requests tagged {settings.header}",
+        details_markdown=details,
+        held=[Held(lease_id=opened.lease.id, what=f"debug Deployment, Service and "
+                   f"{opened.route_kind} {opened.name}", use=curl,
+                   expires_at=opened.lease.expires_at)],
+        backend="kubernetes", url=url, header=settings.header, cookie=cookie, token=token,
+        curl=curl, upstream=f"Service {opened.name}",
+        checks=[f"Deployment {opened.name} ready", f"manifests in {opened.manifest_file}"],
+    )  # fmt: skip
 
 
 def check(settings: ReplicaAppSettings, loaded: LoadedRunbook, where: Where) -> list[Finding]:

@@ -20,8 +20,6 @@ from ladder.rungs import ClimbState
 from ladder.rungs.replica_app import ReplicaAppSettings, run
 
 TOKEN = "0123456789abcdef" * 2
-K8S = {"api_url": "https://k8s.invalid", "namespace": "shop", "deployment": "web",
-       "token": {"env": "K8S_TOKEN"}}  # fmt: skip
 NGINX = {
     "kind": "nginx",
     "ssh": {"host": "lb-1.invalid", "user": "deploy", "known_hosts": "/nonexistent"},
@@ -150,11 +148,6 @@ def test_a_header_nginx_does_not_read_is_refused_in_one_line(tmp_path: Path) -> 
     ("lb", "env", "why"),
     [
         ({**NGINX, "kind": "haproxy"}, {}, "load_balancer.kind haproxy: only nginx is built"),
-        (
-            None,
-            {"kubernetes": K8S},
-            "the Kubernetes backend of rung 6 is not built yet",
-        ),
     ],
 )
 def test_what_is_not_built_is_unavailable_with_the_reason(

@@ -156,3 +156,36 @@ def test_an_app_without_its_route_is_refused_before_anything_is_applied(
     with pytest.raises(KubernetesError, match="HTTPRoute shop/nope not found"):
         _open(cluster, ledger, tmp_path, gateway="nope")
     assert not [r for r in cluster.requests if r[0] == "PATCH"] and ledger.list() == []
+
+
+def test_the_rung_hands_over_the_copy_with_a_curl_line(
+    cluster: KubeAPI, tmp_path: Path, ladder_home: Path
+) -> None:
+    """The rung's own runner, from a runbook: held as one lease, reverted by the run's end."""
+    from ladder.config import load_runbook
+    from ladder.incident import Incident
+    from ladder.rungs import ClimbState
+    from ladder.rungs.replica_app import ReplicaAppResult, ReplicaAppSettings, run
+
+    env = {"name": "prod", "kubernetes": _config(cluster).model_dump(mode="json", exclude_none=True)}
+    (tmp_path / "env.yaml").write_text(yaml.safe_dump(env))
+    runbook = {"name": "t", "environment": "env.yaml",
+               "rungs": {"replica_app": {"env": {"LOG_LEVEL": "debug"}, "ready_seconds": 5}}}  # fmt: skip
+    (tmp_path / "runbook.yaml").write_text(yaml.safe_dump(runbook))
+    loaded = load_runbook(tmp_path / "runbook.yaml")
+    incident = Incident(id="inc-9", title="t", started_at="2026-01-01T00:00:00Z",
+                        ended_at="2026-01-01T01:00:00Z")  # fmt: skip
+    settings = loaded.runbook.rungs.settings("replica_app")
+    assert isinstance(settings, ReplicaAppSettings)
+
+    result = run(ClimbState(incident, loaded.environment, loaded.path, owner="run-9"), settings)
+
+    assert isinstance(result, ReplicaAppResult) and result.status == "done", result.reason
+    assert result.curl == f"curl -H 'X-Debug-Replica: {result.token}' https://shop.example.com/"
+    assert [h.use for h in result.held] == [result.curl]
+    assert (ladder_home / "reports" / "shop-web-debug-inc-9.yaml").exists()
+    assert cluster.get("HTTPRoute", NS, "shop-web-debug-inc-9") is not None
+    ledger = LeaseLedger()
+    assert [lease.state for lease in ledger.revert_owner("run-9")] == [LeaseState.REVERTED]
+    assert cluster.get("Deployment", NS, "shop-web-debug-inc-9") is None
+    ledger.close()

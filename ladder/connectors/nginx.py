@@ -125,8 +125,17 @@ def write_bytes(host: Host, path: str, data: bytes | None) -> None:
         raise RoutingError(f"{host.label}: cannot write {path}: {res.tail(2)}")
 
 
-def reload(host: Host, pid_file: str, test_command: Sequence[str] | None) -> int:
-    """Check the configuration (``test_command``), then SIGHUP nginx's master; its pid."""
+def _workers(host: Host, master: str) -> set[str]:
+    res = host.run(["ps", "-o", "pid=", "--ppid", master], timeout=30)
+    return set(res.stdout.split()) if res.ok else set()
+
+
+def reload(
+    host: Host, pid_file: str, test_command: Sequence[str] | None, settle: float = 30
+) -> int:
+    """Check the configuration (``test_command``), SIGHUP nginx's master, and wait (up to
+    ``settle`` s) until the workers that ran the old configuration have exited: until then an
+    old worker may still take a new connection and route it the old way. The master's pid."""
     if test_command:
         res = host.run(list(test_command), timeout=60)
         if not res.ok:
@@ -137,9 +146,13 @@ def reload(host: Host, pid_file: str, test_command: Sequence[str] | None) -> int
     pid = res.stdout.strip()
     if not res.ok or not pid.isdigit():
         raise RoutingError(f"{host.label}: no nginx master pid in {pid_file}: {res.tail(2)}")
+    old = _workers(host, pid)
     res = host.run(["kill", "-HUP", pid], timeout=30)
     if not res.ok:
         raise RoutingError(f"{host.label}: cannot reload nginx (pid {pid}): {res.tail(2)}")
+    deadline = time.monotonic() + settle
+    while old & _workers(host, pid) and time.monotonic() < deadline:
+        time.sleep(0.1)  # an old worker finishing a long request is left to finish it
     return int(pid)
 
 

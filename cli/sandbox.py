@@ -97,6 +97,13 @@ def _show(info: sandbox.SandboxInfo, as_json: bool) -> None:
     table.add_row("postgres", state)
     table.add_row("production", redact_dsn(info.production_dsn))
     table.add_row("staging", redact_dsn(info.staging_dsn))
+    parts = sandbox.environment_parts(info)
+    lacking = parts.get("sandbox_missing") or {}
+    ssh, standby = parts.get("ssh"), parts.get("tunnel_db")
+    table.add_row("sshd", f"{ssh.user}@{ssh.host}:{ssh.port} (rung 3's tunnel)" if ssh  # type: ignore[attr-defined]
+                  else f"none (Debian package {lacking.get('ssh', 'openssh-server')})")  # fmt: skip
+    table.add_row("standby", redact_dsn(standby.dsn) if standby  # type: ignore[attr-defined]
+                  else f"none (Debian package {lacking.get('tunnel_db', 'postgresql-client')})")  # fmt: skip
     if info.shop and info.shop.get("url"):
         table.add_row("staging app", f"{info.shop['url']} (Puma with rbtrace)")
     elif info.shop:

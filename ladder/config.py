@@ -23,12 +23,12 @@ from pydantic import (
     field_validator,
 )
 
-from ladder.config_hosts import DatabaseConfig, LoadBalancerConfig, SSHConfig, StagingConfig
+from ladder.config_hosts import KubernetesConfig, LoadBalancerConfig, SSHConfig
 from ladder.connectors.log_source import LogSource
 from ladder.errors import ConfigError
 from ladder.incident import Incident, Source
 from ladder.rungs import RungName, RungSettings, ladder, rung_names
-from ladder.secrets import BlockRef, EnvRef, SecretRef, is_set
+from ladder.secrets import BlockRef, Dsn, EnvRef, NotFromYaml, SecretRef, is_set
 from ladder.yamlfile import YamlDocument, load_yaml, parse_model
 
 
@@ -36,7 +36,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+
+
 # --- environment -------------------------------------------------------------------------------
+
+
+class DatabaseConfig(_Strict):
+    dsn: Dsn = Field(description="connection string without a password, or a secret reference")
 
 
 class SentryConfig(_Strict):
@@ -57,20 +63,15 @@ class FlipperConfig(_Strict):
     database: DatabaseConfig
 
 
-class KubernetesConfig(_Strict):
-    api_url: str
-    namespace: str
-    deployment: str
-    token: SecretRef
-    gateway: str | None = Field(
-        None,
-        description="the app's Gateway API HTTPRoute: rung 6's route attaches to the same "
-        "parents and hostnames, with header/cookie matches",
-    )
-    ingress: str | None = Field(
-        None, description="the app's ingress-nginx Ingress, for a canary-by-header fallback"
-    )
-    ca_file: str | None = Field(None, description="CA bundle of the API server (default: system)")
+class StagingConfig(_Strict):
+    database: DatabaseConfig
+    app_url: str | None = None
+    ssh: SSHConfig | None = None
+    hosts: list[str] = Field(default_factory=list, description="the only hosts rung 4 traces")
+    local: bool = Field(False, description="the app runs on this machine (the sandbox)")
+    puma_pidfile: str | None = Field(None, description="default: the only Puma running")
+    work_dir: str = Field("/tmp", pattern=r"^/[\w./-]*$")  # noqa: S108  # a 0700 dir is made in it
+    unavailable: str | None = Field(None, exclude=True)  # the sandbox's missing package
 
 
 class Environment(_Strict):
@@ -79,6 +80,9 @@ class Environment(_Strict):
     name: str
     sandbox: bool = Field(False, description="the embedded sandbox fills in databases and logs")
     production_db: DatabaseConfig | None = Field(None, description="a READ-ONLY replica")
+    tunnel_db: DatabaseConfig | None = Field(
+        None, description="replica rung 3 tunnels to, as the SSH host sees it (default: production_db)"
+    )
     logs: list[LogSource] = Field(default_factory=list)
     ssh: SSHConfig | None = None
     sentry: SentryConfig | None = None
@@ -87,6 +91,11 @@ class Environment(_Strict):
     kubernetes: KubernetesConfig | None = None
     load_balancer: LoadBalancerConfig | None = None
     staging: StagingConfig | None = None
+    sandbox_missing: NotFromYaml[dict[str, str]] = Field(
+        default_factory=dict,
+        exclude=True,
+        description="parts the sandbox lacks here (e.g. ssh) and the Debian package for each",
+    )
     pseudonym_key: SecretStr | None = Field(
         None,
         exclude=True,
@@ -310,42 +319,23 @@ def check_runbook(path: str | Path) -> tuple[list[str], list[str]]:
     return [], loaded.warnings
 
 
-def _sandbox_front(front: dict[str, object] | None) -> LoadBalancerConfig | None:
-    from ladder.sandbox.nginx import load_balancer
-
-    return load_balancer(front) if front else None
-
-
 def with_sandbox(
     env: Environment,
     production_dsn: str,
     staging_dsn: str,
     log_files: list[Path],
     pseudonym_key: str | None = None,
-    shop: dict[str, object] | None = None,
-    front: dict[str, object] | None = None,
+    parts: dict[str, object] | None = None,
 ) -> Environment:
-    """The sandbox environment with its databases, log files and pseudonymization key filled
-    in, its staging app (the shop on Puma, on this machine) while it runs, and nginx in front of
-    the shop with a replica of it to start (rung 6)."""
-    staging = StagingConfig(database=DatabaseConfig(dsn=staging_dsn))
-    if shop and shop.get("unavailable"):
-        staging = staging.model_copy(update={"unavailable": str(shop["unavailable"])})
-    elif shop:
-        staging = StagingConfig(
-            database=staging.database,
-            app_url=str(shop["url"]),
-            local=True,
-            puma_pidfile=str(shop["pidfile"]),
-            work_dir=str(shop["work_dir"]),
-        )
+    """The sandbox environment with its databases, log files and pseudonymization key filled in,
+    and ``parts`` (``ssh``, ``tunnel_db``, ``staging`` with its app) where the YAML left them empty."""
     return env.model_copy(
         update={
             "production_db": env.production_db or DatabaseConfig(dsn=production_dsn),
-            "staging": env.staging or staging,
+            "staging": env.staging or StagingConfig(database=DatabaseConfig(dsn=staging_dsn)),
             "logs": env.logs or [LogSource(path=p) for p in log_files],
             "pseudonym_key": SecretStr(pseudonym_key) if pseudonym_key else env.pseudonym_key,
-            "load_balancer": env.load_balancer or _sandbox_front(front),
+            **{name: part for name, part in (parts or {}).items() if not getattr(env, name)},
         }
     )
 
@@ -367,7 +357,7 @@ def bind_environment(
 
     info = sandbox.load(Path(sandbox_dir) if sandbox_dir else None)
     bound = with_sandbox(
-        env, info.production_dsn, info.staging_dsn, info.log_files, info.pseudonym_key, info.shop,
-        info.front,
+        env, info.production_dsn, info.staging_dsn, info.log_files, info.pseudonym_key,
+        sandbox.environment_parts(info),
     )  # fmt: skip
     return bound, info.incident

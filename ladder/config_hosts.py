@@ -1,5 +1,5 @@
-"""The parts of an environment that say how to reach hosts and services: SSH, databases, staging,
-and the load balancer of rung 6.
+"""The parts of an environment that say how to reach hosts: SSH, and where rung 6 puts its debug
+replica (Kubernetes, or a load balancer in front of VMs).
 
 Kept apart from :mod:`ladder.config` (which re-exports them) so that connectors can name these
 models without importing the runbook machinery.
@@ -7,15 +7,15 @@ models without importing the runbook machinery.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
-from ladder.secrets import Dsn, SecretRef
+from ladder.connectors.ssh import Bastion
+from ladder.secrets import NotFromYaml, SecretRef
 
-__all__ = [
-    "DatabaseConfig", "LoadBalancerConfig", "ReplicaProcessConfig", "SSHConfig", "StagingConfig",
-]  # fmt: skip
+__all__ = ["KubernetesConfig", "LoadBalancerConfig", "ReplicaProcessConfig", "SSHConfig"]
 
 #: Environment variable names the replica may be given (a runbook's ``env``, the environment's).
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
@@ -29,57 +29,37 @@ class SSHConfig(_Strict):
     host: str
     user: str
     port: int = Field(22, ge=1, le=65535)
-    bastion: str | None = Field(None, description="jump host, user@host[:port]")
-    key: SecretRef | None = Field(None, description="private key, as a secret reference")
+    bastion: Bastion | None = Field(None, description="jump host, user@host[:port]")
+    key: SecretRef | None = Field(
+        None, description="private key, as a secret reference (default: the SSH agent)"
+    )
     known_hosts: str = Field(description="known_hosts file pinning the host keys")
-
-
-class DatabaseConfig(_Strict):
-    dsn: Dsn = Field(description="connection string without a password, or a secret reference")
-
-
-class StagingConfig(_Strict):
-    database: DatabaseConfig
-    app_url: str | None = Field(None, description="the staging app, where rung 4 replays requests")
-    ssh: SSHConfig | None = Field(None, description="how to reach the staging app hosts")
-    hosts: list[str] = Field(
-        default_factory=list,
-        description="the app hosts this environment marks as staging, the only ones rung 4 "
-        "traces (reached with ssh, host replaced; default: ssh.host)",
-    )
-    local: bool = Field(
-        False, description="the staging app runs on this machine (the sandbox): no SSH"
-    )
-    puma_pidfile: str | None = Field(
-        None, description="Puma's pidfile on the hosts (default: the only Puma running)"
-    )
-    work_dir: str = Field(
-        "/tmp",  # noqa: S108  # on the staging host, a directory of 0700 is made in it
-        pattern=r"^/[\w./-]*$",
-        description="where probes are uploaded on the hosts",
+    private_key: NotFromYaml[SecretStr | None] = Field(
+        None, exclude=True, description="the sandbox's own key, filled in by bind_environment"
     )
 
-    unavailable: str | None = Field(
-        None,
-        exclude=True,
-        description="why the sandbox runs no staging app (the missing Debian package); "
-        "filled in by bind_environment, never read from YAML",
-    )
-
-    @field_validator("unavailable", mode="before")
+    @field_validator("known_hosts")
     @classmethod
-    def _not_from_yaml(cls, value: object) -> None:
-        if value is not None:
-            raise ValueError("unavailable is the sandbox's own note, not a setting")
-        return None
+    def _relative_to_file(cls, value: str, info: ValidationInfo) -> str:
+        path = Path(value).expanduser()
+        base = Path((info.context or {}).get("path", ".")).parent
+        return str(path if path.is_absolute() else base / path)
 
-    def staging_hosts(self) -> list[str]:
-        """The hosts marked staging: ``hosts``, else ``ssh.host``, else this machine if local."""
-        if self.hosts:
-            return list(self.hosts)
-        if self.ssh is not None:
-            return [self.ssh.host]
-        return ["localhost"] if self.local else []
+
+class KubernetesConfig(_Strict):
+    api_url: str
+    namespace: str
+    deployment: str
+    token: SecretRef
+    gateway: str | None = Field(
+        None,
+        description="the app's Gateway API HTTPRoute: rung 6's route attaches to the same "
+        "parents and hostnames, with header/cookie matches",
+    )
+    ingress: str | None = Field(
+        None, description="the app's ingress-nginx Ingress, for a canary-by-header fallback"
+    )
+    ca_file: str | None = Field(None, description="CA bundle of the API server (default: system)")
 
 
 class ReplicaProcessConfig(_Strict):

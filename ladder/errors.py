@@ -9,8 +9,9 @@
     │   ├── RbtraceError        rbtrace could not attach, or an eval in the target raised
     │   ├── RoutingError        nginx refused a route, did not reload, or a probe went astray
     │   ├── KubernetesError     the Kubernetes API refused or failed, or a debug copy never got ready
-    │   └── SSHError            an SSH host, bastion or tunnel failed or refused
-    │       └── HostKeyError    a host key is not the one pinned in known_hosts (never retried)
+    │   ├── SSHError            an SSH host, bastion or tunnel failed or refused
+    │   │   └── HostKeyError    a host key is not the one pinned in known_hosts (never retried)
+    │   └── NotReadOnlyError    a database that must be read-only (the tunnel's) is writable
     ├── SandboxError            the embedded sandbox is missing or broken
     ├── SanitizeError           a value could not be sanitized
     │   └── PolicyError         a policy does not cover the data (fail closed)
@@ -65,6 +66,10 @@ class SSHError(ConnectorError):
 
 class HostKeyError(SSHError):
     """A host offered a key that the pinned ``known_hosts`` does not hold (unknown or changed)."""
+
+
+class NotReadOnlyError(ConnectorError):
+    """A database Ladder may only read from (a tunnel's target) would accept writes."""
 
 
 class SandboxError(LadderError):

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -66,6 +67,20 @@ SecretRef = Annotated[
     Annotated[EnvRef, Tag("env-ref")] | Annotated[BlockRef, Tag("secret-ref")],
     Discriminator(_ref_tag, custom_error_type="secret_ref", custom_error_message=_REF_HELP),
 ]
+
+
+T = TypeVar("T")
+
+
+def _not_from_yaml(value: object) -> object:
+    if value:
+        raise ValueError("filled in by Ladder, never read from YAML (secrets are {env: NAME} "
+                         "or {secret: NAME})")  # fmt: skip
+    return value
+
+
+#: A field Ladder fills in itself (the sandbox's keys), refused when a YAML file sets it.
+NotFromYaml = Annotated[T, BeforeValidator(_not_from_yaml)]
 
 
 def resolve(ref: EnvRef | BlockRef) -> str:

@@ -13,6 +13,7 @@ from servers.kubeapi import kubeapi  # noqa: F401 - fixture
 from servers.nginx import front  # noqa: F401 - fixture
 from servers.puma import puma, puma_cluster, puma_plain, shop_dsn  # noqa: F401 - fixtures
 from servers.sshd import sshd, sshd_module  # noqa: F401 - fixtures for every test module
+from servers.standby import pg_standby  # noqa: F401 - a fixture for every test module
 
 from ladder.sandbox.cluster import Cluster
 

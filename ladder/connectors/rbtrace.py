@@ -34,7 +34,7 @@ __all__ = [
 
 MIN_MSGMNB = 1024 * 1024
 EVAL_TIMEOUT = 5  # rbtrace's own attach/eval timeout, seconds
-SETTLE = 1.0  # seconds for the target to take the selectors sent after the attach
+SETTLE = 2.0  # seconds for the target to take the selectors sent after the attach (no ack)
 _EXCEPTION = re.compile(r"^#<(?P<cls>[A-Z]\w*(?:::[A-Z]\w*)*): (?P<message>.*)>$", re.S)
 _SAFE_PATH = re.compile(r"^/[\w./-]+$")
 
@@ -254,4 +254,4 @@ def backtraces(host: Host, target: int, frames: int) -> str:
     )
     if not res.ok or "attached to process" not in res.stderr:
         raise RbtraceError(f"{host.label}: {explain(target, _said(res.stderr + res.stdout))}")
-    return res.stdout
+    return res.stdout.strip().strip('"')  # rbtrace prints the inspected string, quotes and all

@@ -24,7 +24,6 @@ a key or a passphrase.
 
 from __future__ import annotations
 
-import io
 import shlex
 import socket
 import time
@@ -33,84 +32,28 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ladder.connectors._ssh_keys import (
+    Bastion,
+    load_private_key,
+    parse_bastion,
+    private_key_text,
+    reject_policy,
+)
 from ladder.connectors.base import Connection, one_line
-from ladder.errors import ConfigError, HostKeyError, SSHError
+from ladder.errors import HostKeyError, SSHError
 from ladder.procs import Result
 
 if TYPE_CHECKING:
     import fabric
-    import paramiko
 
     from ladder.config import SSHConfig
 
-__all__ = ["SSHConnection", "load_private_key", "parse_bastion", "wait_for_port"]
+__all__ = [
+    "Bastion", "SSHConnection", "load_private_key", "parse_bastion", "private_key_text",
+    "wait_for_port",
+]  # fmt: skip
 
 LOCALHOST = "127.0.0.1"
-
-
-def parse_bastion(spec: str, default_user: str) -> tuple[str, str, int]:
-    """``user@host[:port]`` (user and port optional) as ``(user, host, port)``.
-
-    >>> parse_bastion("jump@bastion.example.com:2222", "ladder")
-    ('jump', 'bastion.example.com', 2222)
-    >>> parse_bastion("bastion", "ladder")
-    ('ladder', 'bastion', 22)
-    """
-    user, _, rest = spec.rpartition("@")
-    host, _, port = rest.partition(":")
-    if not host or (port and not port.isdigit()):
-        raise ConfigError(f"ssh.bastion {spec!r}: expected user@host[:port]")
-    return user or default_user, host, int(port or 22)
-
-
-def load_private_key(text: str, where: str) -> paramiko.PKey:
-    """A paramiko key from the text of an OpenSSH or PEM private key (RSA, ECDSA, Ed25519).
-
-    ``where`` names the secret reference for the error; the key's text is never in a message.
-    """
-    import paramiko
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-
-    data = text.strip().encode() + b"\n"
-    try:
-        try:
-            loaded: Any = serialization.load_ssh_private_key(data, password=None)
-        except ValueError:
-            loaded = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError):
-        raise SSHError(
-            f"{where} does not hold an unencrypted OpenSSH or PEM private key "
-            "(for a key with a passphrase, use the SSH agent)"
-        ) from None
-    kinds: list[tuple[type, type[paramiko.PKey]]] = [
-        (rsa.RSAPrivateKey, paramiko.RSAKey),
-        (ed25519.Ed25519PrivateKey, paramiko.Ed25519Key),
-        (ec.EllipticCurvePrivateKey, paramiko.ECDSAKey),
-    ]
-    for base, key_class in kinds:
-        if isinstance(loaded, base):
-            try:
-                return key_class.from_private_key(io.StringIO(data.decode()))
-            except (paramiko.SSHException, ValueError):
-                break
-    raise SSHError(f"{where} holds a key type paramiko cannot use (use RSA, ECDSA or Ed25519)")
-
-
-def _reject_policy() -> paramiko.MissingHostKeyPolicy:
-    import paramiko
-
-    class _Pinned(paramiko.RejectPolicy):
-        """RejectPolicy whose refusal says which host and which key fingerprint it refused."""
-
-        def missing_host_key(self, client: Any, hostname: str, key: paramiko.PKey) -> None:
-            raise HostKeyError(
-                f"host key of {hostname} ({key.get_name()} {key.fingerprint}) is not in the "
-                "pinned known_hosts: refusing to connect (check the fingerprint out of band, "
-                "then add the key to the environment's known_hosts)"
-            )
-
-    return _Pinned()
 
 
 def wait_for_port(port: int, timeout: float, host: str = LOCALHOST) -> bool:
@@ -200,12 +143,7 @@ class SSHConnection(Connection["fabric.Connection"]):
         return conn
 
     def _auth(self) -> dict[str, Any]:
-        from ladder.secrets import resolve
-
-        if self.config.key is not None:
-            text, where = resolve(self.config.key), f"ssh.key ({self.config.key.describe()})"
-        else:
-            text, where = self._private_key, "the private key given to Ladder"
+        text, where = private_key_text(self.config, self._private_key)
         if text is None:
             return {"allow_agent": True, "look_for_keys": False}
         return {"pkey": load_private_key(text, where), "allow_agent": False, "look_for_keys": False}
@@ -233,7 +171,7 @@ class SSHConnection(Connection["fabric.Connection"]):
             connect_kwargs={**auth, "banner_timeout": self.connect_timeout,
                             "auth_timeout": self.connect_timeout},
         )  # fmt: skip
-        conn.client.set_missing_host_key_policy(_reject_policy())
+        conn.client.set_missing_host_key_policy(reject_policy())
         conn.client.load_system_host_keys(str(known_hosts))
         return conn
 
@@ -274,14 +212,15 @@ class SSHConnection(Connection["fabric.Connection"]):
             )
         if isinstance(exc, paramiko.AuthenticationException):
             how = (
-                self.config.key.describe()
+                f"key from {self.config.key.describe()}"
                 if self.config.key is not None
-                else "the given key"
-                if self._private_key
-                else "the SSH agent"
+                else private_key_text(self.config, self._private_key)[1]
             )
+            return SSHError(f"{doing} failed on {self.address}: authentication refused ({how})")
+        if isinstance(exc, paramiko.SSHException) and "No authentication methods" in str(exc):
             return SSHError(
-                f"{doing} failed on {self.address}: authentication refused (key from {how})"
+                f"{doing} failed on {self.address}: no key to offer: set ssh.key to {{env: NAME}} "
+                "or {secret: NAME}, or load the key into an SSH agent (SSH_AUTH_SOCK)"
             )
         if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError | ConnectionError):
             return SSHError(f"{doing} failed on {self.address}: cannot reach it ({one_line(exc)})")
@@ -297,7 +236,9 @@ class SSHConnection(Connection["fabric.Connection"]):
         line = command if isinstance(command, str) else shlex.join(command)
         conn = self.open()
         with self.errors(f"running {line.split(' ', 1)[0]!r}"):
-            res = conn.run(line, hide=True, warn=True, in_stream=False, timeout=timeout, pty=False)
+            res = conn.run(
+                line, hide=True, warn=True, in_stream=False, timeout=timeout, pty=False
+            )
         argv = (line,) if isinstance(command, str) else tuple(command)
         return Result(argv, int(res.exited), res.stdout, res.stderr)
 
@@ -347,6 +288,4 @@ def _check_free(port: int) -> None:
         try:
             s.bind((LOCALHOST, port))
         except OSError:
-            raise SSHError(
-                f"127.0.0.1:{port} is already in use: choose another local port"
-            ) from None
+            raise SSHError(f"127.0.0.1:{port} is already in use: choose another local port") from None

@@ -54,7 +54,7 @@ __all__ = [
 
 #: Packages whose modules define undo kinds next to the change they undo (a connector, a rung).
 #: A process that never imported them (the janitor) imports them all before it gives up on a kind.
-UNDO_PACKAGES: tuple[str, ...] = ("ladder.connectors", "ladder.rungs")
+UNDO_PACKAGES: tuple[str, ...] = ("ladder.connectors", "ladder.rungs", "ladder.tunnel")
 
 
 # --- undo registry ---------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from ladder.rungs.base import (
 from ladder.trace.replay import Identity, ReplayRequest
 
 if TYPE_CHECKING:
-    from ladder.config import Environment, LoadedRunbook
+    from ladder.config import Environment, LoadedRunbook, StagingConfig
     from ladder.trace.session import TracePlan
 
 _SQL_SHOWN = 50
@@ -78,6 +78,16 @@ class StagingTraceResult(RungResult):
     trace: str = Field("", description="the scrubbed trace")
 
 
+def staging_hosts(staging: StagingConfig) -> list[str]:
+    """The hosts the environment marks as staging: ``staging.hosts``, else ``staging.ssh.host``,
+    else this machine when the app runs here (``local``, the sandbox)."""
+    if staging.hosts:
+        return list(staging.hosts)
+    if staging.ssh is not None:
+        return [staging.ssh.host]
+    return ["localhost"] if staging.local else []
+
+
 def _runbook_limit(state: ClimbState, settings: StagingTraceSettings) -> int:
     """The maximum duration as the runbook file says (never raised by a checkpoint form)."""
     from ladder.config import load_runbook
@@ -102,7 +112,7 @@ def plan_trace(
         return "the environment has no staging"
     if staging.unavailable:
         return staging.unavailable
-    marked = staging.staging_hosts()
+    marked = staging_hosts(staging)
     host = settings.host or (marked[0] if marked else None)
     if host is None or host not in marked:
         raise GuardrailError(
@@ -226,7 +236,9 @@ def check(settings: StagingTraceSettings, loaded: LoadedRunbook, where: Where) -
         out.append(("error", f"{where('duration_seconds')}: {settings.duration_seconds} s is "
                     f"above max_duration_seconds ({settings.max_duration_seconds} s)"))  # fmt: skip
     staging = loaded.environment.staging
-    if settings.host and staging is not None and settings.host not in staging.staging_hosts():
+    if staging is not None and not (staging.ssh or staging.local or loaded.environment.sandbox):
+        out.append(("error", f"{where()}: the environment's staging has no ssh to reach its hosts"))
+    if settings.host and staging is not None and settings.host not in staging_hosts(staging):
         out.append(("error", f"{where('host')}: {settings.host!r} is not among the "
                     "environment's staging hosts"))  # fmt: skip
     return out

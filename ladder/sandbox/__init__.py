@@ -26,7 +26,7 @@ from ladder.connectors.postgres import connect, create_database
 from ladder.errors import PostgresError, SandboxError
 from ladder.incident import Incident
 from ladder.replica.guard import create_marked
-from ladder.sandbox import nginx, shop
+from ladder.sandbox import nginx, remote, shop
 from ladder.sandbox.cluster import Cluster
 from ladder.sandbox.limits import DEFAULT_REQUESTS, MIN_REQUESTS, MIN_USERS
 from ladder.settings import settings
@@ -143,7 +143,21 @@ def load(directory: Path | None = None) -> SandboxInfo:
         state = json.loads((directory / STATE_FILE).read_text())
         state.update(_dsns(cluster))
         _write_state(directory, state)
+    remote.ensure(directory, cluster, say=lambda _msg: None)
     return _read(directory)
+
+
+def environment_parts(info: SandboxInfo) -> dict[str, object]:
+    """The sandbox's ``ssh`` and ``tunnel_db`` for rung 3, what this machine lacks,
+    ``staging`` with its app (the shop on Puma) for rung 4, and ``load_balancer`` (nginx in
+    front of the shop) for rung 6."""
+    parts = remote.environment_parts(info.directory, PRODUCTION_DB)
+    staging = shop.staging_config(info.shop, info.staging_dsn)
+    if staging is not None:
+        parts["staging"] = staging
+    if info.front:  # nginx in front of the shop, for rung 6
+        parts["load_balancer"] = nginx.load_balancer(info.front)
+    return parts
 
 
 def _build(
@@ -192,6 +206,7 @@ def _build(
         "seed_seconds": round(result.seconds, 2),
     }
     _write_state(directory, state)
+    remote.ensure(directory, cluster, say)
     say(f"sandbox ready in {directory}")
     return _read(directory)
 
@@ -252,11 +267,12 @@ def _write_state(directory: Path, state: dict[str, object]) -> None:
 
 def _remove_parts(directory: Path) -> None:
     """Stop the cluster and delete the parts ``up`` makes; other files in ``directory`` stay."""
+    remote.stop(directory)
     shop.stop(directory)
     cluster = Cluster(directory / "pg")
     if cluster.exists():
         cluster.stop()
-    for name in ("pg", "logs"):
+    for name in ("pg", "logs", remote.SSH_DIR, remote.STANDBY_DIR):
         shutil.rmtree(directory / name, ignore_errors=True)
     for name in (STATE_FILE, STATE_FILE + ".tmp", KEY_FILE):
         (directory / name).unlink(missing_ok=True)

@@ -225,6 +225,19 @@ def _front(sandbox_dir: Path, server: ShopServer, dsn: str, say: Callable[[str],
         say(f"nginx fronts the shop at {nginx.running(sandbox_dir)['url']}")  # type: ignore[index]
 
 
+def staging_config(state: dict[str, object] | None, staging_dsn: str) -> object | None:
+    """The sandbox environment's ``staging`` with its app, from :func:`running`'s state."""
+    from ladder.config import DatabaseConfig, StagingConfig
+
+    if not state:
+        return None
+    staging = StagingConfig(database=DatabaseConfig(dsn=staging_dsn))
+    if state.get("unavailable"):
+        return staging.model_copy(update={"unavailable": str(state["unavailable"])})
+    return staging.model_copy(update={"app_url": state["url"], "local": True,
+                              "puma_pidfile": state["pidfile"], "work_dir": state["work_dir"]})  # fmt: skip
+
+
 def stop(sandbox_dir: Path) -> None:
     """Stop the sandbox's shop, if it runs, and remove its directory."""
     from ladder.sandbox import nginx

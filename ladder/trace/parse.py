@@ -8,7 +8,8 @@ What rbtrace prints while tracing methods (``-m``, ``--slow``), two spaces per n
       Shop::Order.latest_for <0.000610>                   <- the end of an open call
     Shop::CheckoutService#call <0.000862>
 
-plus ``*** ...`` lines about attaching and detaching, and for an eval ``>> EXPR`` / ``=> RESULT``,
+With ``--slow`` only the end lines are printed, a call *after* its slow children (which are one
+level deeper); the parser puts them back under it. Then there are ``*** ...`` lines about attaching and detaching, and for an eval ``>> EXPR`` / ``=> RESULT``,
 where ``=> #<SomeError: ...>`` is an exception raised in the target, not a result. Probes write
 ``RAISED Class: message IN Owner#method AT file:line`` lines to their log, read here too.
 
@@ -23,7 +24,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-__all__ = ["Call", "Raised", "Trace", "parse_probe_log", "parse_trace"]
+__all__ = ["Call", "Raised", "Trace", "parse_trace"]
 
 _TIMED = re.compile(r"^(?P<body>.*?) <(?P<secs>\d+(?:\.\d+)?)>$")
 _CALL = re.compile(
@@ -100,6 +101,7 @@ def parse_trace(text: str, indent: int = 2) -> Trace:
     """Read rbtrace's output (stdout and stderr, in any order) into a :class:`Trace`."""
     trace = Trace()
     stack: list[Call] = []  # open calls, outermost first
+    orphans: list[Call] = []  # calls without a parent yet: the roots, in order
     expr: str | None = None
     for raw in text.splitlines():
         line = raw.rstrip()
@@ -142,18 +144,15 @@ def parse_trace(text: str, indent: int = 2) -> Trace:
             continue
         call = Call(m["name"], m["args"], seconds, depth)
         parent = stack[depth - 1] if 0 < depth <= len(stack) else None
-        (parent.children if parent else trace.calls).append(call)
+        if parent is not None:
+            parent.children.append(call)
+        else:
+            # --slow prints a call after its slow children, one level deeper: adopt them
+            while orphans and orphans[-1].depth > depth:
+                call.children.insert(0, orphans.pop())
+            orphans.append(call)
         del stack[depth:]
         if seconds is None:
             stack.append(call)
+    trace.calls = orphans
     return trace
-
-
-def parse_probe_log(text: str) -> list[Raised]:
-    """The exceptions a probe recorded (``RAISED ...`` lines of its ``probe.log``)."""
-    out = []
-    for line in text.splitlines():
-        m = _RAISED.match(line.strip())
-        if m:
-            out.append(Raised(m["cls"], m["message"], m["where"], m["at"]))
-    return out

@@ -3,7 +3,8 @@
 **Probes** are Ruby files under the runbook's ``probes/`` directory, each listed in
 ``probes/allowlist.yaml`` with the sha256 of its reviewed text (and of its undo file, for a
 probe that installs something). :func:`allowed_probe` refuses, with one line, a probe outside
-that directory, one not listed, and one whose text changed since it was listed.
+that directory, one not listed, one whose text changed since it was listed, and one that
+installs something (the default) without an undo file.
 
 **Selectors** (``-m`` and ``--slow`` methods) are ``Class#method``, ``Class.method`` or
 ``Class#method(arg, other)`` with plain names only: rbtrace *evaluates* what stands between the
@@ -40,6 +41,7 @@ class _Entry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     description: str = ""
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    installs: bool = Field(True, description="false for a probe that only reads")
     undo: str | None = None
     undo_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
 
@@ -103,6 +105,11 @@ def allowed_probe(probe: str, probes_dir: Path) -> AllowedProbe:
             f"from {ALLOWLIST}); review it and update the entry"
         )
     undo = None
+    if entry.installs and entry.undo is None:
+        raise GuardrailError(
+            f"refused probe {probe!r}: it installs something but names no undo "
+            f"(or `installs: false` in {ALLOWLIST})"
+        )
     if entry.undo is not None:
         undo = base / entry.undo
         if not _FILE_NAME.match(entry.undo) or not undo.is_file():

@@ -72,8 +72,10 @@ class Replayed(BaseModel):
 
 
 def from_evidence(rows: list[dict[str, Any]]) -> list[ReplayRequest]:
-    """The evidence rung's failing requests that can be replayed (method and path known)."""
-    out = []
+    """The evidence rung's failing requests that can be replayed (method and path known), each
+    user's request to an endpoint once."""
+    out: list[ReplayRequest] = []
+    seen: set[tuple[str, str, str | None]] = set()
     for row in rows:
         method, path = (row.get("method") or "").upper(), row.get("path")
         if method not in ("GET", "POST", "PUT", "PATCH", "DELETE") or not path:
@@ -85,6 +87,10 @@ def from_evidence(rows: list[dict[str, Any]]) -> list[ReplayRequest]:
         if not isinstance(params, dict):
             params = {}
         params = {k: v for k, v in params.items() if k not in _ROUTING_KEYS}
+        key = (method, path.split("?", 1)[0], row.get("user_id"))
+        if key in seen:  # the same user's same request: once is enough
+            continue
+        seen.add(key)
         out.append(
             ReplayRequest(
                 method=method,  # type: ignore[arg-type]
@@ -95,6 +101,12 @@ def from_evidence(rows: list[dict[str, Any]]) -> list[ReplayRequest]:
             )
         )
     return out
+
+
+def _query(params: dict[str, Any]) -> dict[str, str | int | float | bool]:
+    """Params as a query string takes them: nested values as JSON text."""
+    plain = (str, int, float, bool)
+    return {k: v if isinstance(v, plain) else json.dumps(v) for k, v in params.items()}
 
 
 def replay(
@@ -116,7 +128,7 @@ def replay(
                 res = client.request(
                     req.method,
                     url,
-                    params=req.params if as_query else None,
+                    params=_query(req.params) if as_query else None,
                     json=None if as_query else req.params,
                     headers=headers,
                     cookies=cookies,

@@ -21,7 +21,7 @@ from ladder.connectors.hosts import Host, HostRef
 from ladder.connectors.puma import PumaProcess, find_puma
 from ladder.errors import RbtraceError
 from ladder.leases import Lease, LeaseLedger
-from ladder.trace.parse import Trace, parse_probe_log, parse_trace
+from ladder.trace.parse import Trace, parse_trace
 from ladder.trace.probes import AllowedProbe
 from ladder.trace.replay import Identity, Replayed, ReplayRequest, replay
 from ladder.trace.summary import scrub_trace_text
@@ -75,6 +75,7 @@ def run_trace(
         mk = host.run(["mkdir", "-p", "-m", "700", "--", workdir], timeout=30)
         if not mk.ok:
             raise RbtraceError(f"{host.label}: cannot create {workdir}: {mk.tail()}")
+        _hand_over(host, workdir, target.pid)
         probe_log = f"{workdir}/probe.log"
         for probe in plan.probes:
             taken.extend(_load_probe(host, plan, ledger, owner, ttl, target.pid, workdir, probe))
@@ -102,7 +103,10 @@ def run_trace(
         raw += "\n" + host.run(["cat", "--", probe_log], timeout=30).stdout
         frames = ""
         if plan.backtrace_frames:
-            frames = rbtrace.backtraces(host, target.pid, plan.backtrace_frames)
+            try:
+                frames = rbtrace.backtraces(host, target.pid, plan.backtrace_frames)
+            except RbtraceError as exc:  # the trace is taken already: keep it, say why not
+                frames = f"(no backtraces: {exc})"
     finally:
         undone = [ledger.revert(lease.id) for lease in reversed(taken)]
         if workdir is not None and all(u.state.value == "reverted" for u in undone):
@@ -113,17 +117,27 @@ def run_trace(
         raise RbtraceError(f"could not undo {failed[0].target}: {failed[0].outcome}")
     text = scrub_trace_text(raw)
     trace = parse_trace(text)
-    trace.raised.extend(r for r in parse_probe_log(text) if r not in trace.raised)
     return TraceOutcome(
         server=server.describe(),
         target=target,
-        checks=checks.notes,
+        checks=[f"traced {target.describe()}, Ruby {checks.ruby}", *checks.notes],
         replayed=replayed,
         text=text,
         trace=trace,
         undone=[u.outcome or "" for u in undone],
         backtraces=scrub_trace_text(frames),
     )
+
+
+def _hand_over(host: Host, workdir: str, pid: int) -> None:
+    """Give the work directory to the target's user when we are root and it is not: it reads
+    the probes there and writes their log."""
+    owner = host.run(["stat", "-c", "%u", f"/proc/{pid}"], timeout=30).stdout.strip()
+    me = host.run(["id", "-u"], timeout=30).stdout.strip()
+    if me == "0" and owner.isdigit() and owner != "0":
+        res = host.run(["chown", owner, "--", workdir], timeout=30)
+        if not res.ok:
+            raise RbtraceError(f"{host.label}: cannot hand {workdir} to uid {owner}: {res.tail()}")
 
 
 def _load_probe(

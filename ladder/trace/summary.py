@@ -14,6 +14,7 @@ from ladder.trace.parse import Call, Raised, Trace
 __all__ = ["exception_rows", "scrub_trace_text", "summary_markdown", "tree_text"]
 
 _MAX_TREE_LINES = 400
+_MAX_OTHER_LINES = 50
 
 
 def scrub_trace_text(text: str) -> str:
@@ -70,6 +71,11 @@ def summary_markdown(trace: Trace, *, slowest: int = 10) -> str:
     sql = trace.sql()
     parts.append("\n### SQL seen\n")
     parts += [f"- `{_cell(s)}`" for s in sql] or ["none seen"]
+    if trace.unparsed:
+        shown = trace.unparsed[:_MAX_OTHER_LINES]
+        more = len(trace.unparsed) - len(shown)
+        parts.append("\n### Other output (probes)\n\n```\n" + "\n".join(shown)
+                     + (f"\n... {more} more lines" if more > 0 else "") + "\n```")  # fmt: skip
     tree = tree_text(trace)
     parts.append(f"\n### Call tree\n\n```\n{tree or '(no traced calls)'}\n```")
     return "\n".join(parts)

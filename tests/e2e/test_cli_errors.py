@@ -158,6 +158,24 @@ CASES = {
         ("runbook", "check", "{tmp}/replica-lb.yaml"),
         "load_balancer (nginx) needs map_include, pid_file, url, replica for rung 6",
     ),
+    # ladder tunnel open
+    "tunnel-missing-runbook": Case(
+        ("tunnel", "open", "--runbook", "{tmp}/nope.yaml"), "nope.yaml: file not found"
+    ),
+    "tunnel-no-ssh": Case(
+        ("tunnel", "open", "--runbook", "{tmp}/rb.yaml"),
+        "env.yaml: the environment 'prod' has no ssh section",
+    ),
+    "tunnel-bad-ttl": Case(
+        ("tunnel", "open", "--runbook", "{tmp}/rb.yaml", "--ttl", "soon"),
+        "--ttl 'soon': expected a duration above zero and at most 7 days, like 30m",
+    ),
+    "tunnel-zero-ttl": Case(
+        ("tunnel", "open", "--runbook", "{tmp}/rb.yaml", "--ttl", "0m"), "--ttl '0m'"
+    ),
+    "tunnel-privileged-port": Case(
+        ("tunnel", "open", "--runbook", "{tmp}/rb.yaml", "--port", "80"), "'--port'"
+    ),
 }
 
 

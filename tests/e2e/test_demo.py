@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from cli.entrypoints import PROJECT_ROOT
+from ladder.procs import pid_alive
+from ladder.sandbox import shop
 
 pytestmark = pytest.mark.e2e
 
@@ -62,6 +64,29 @@ def test_demo_climbs_the_sandbox_incident_and_leaves_no_lease(demo_env: dict[str
     assert Path(report["report_path"]).exists()
     evidence = next(r for r in report["rungs"] if r["name"] == "evidence")
     assert evidence["data"]["affected_users"], "the sandbox incident has affected customers"
+    trace = next(r for r in report["rungs"] if r["name"] == "staging_trace")
+    missing = shop.available()
+    if missing:
+        assert trace["status"] == "unavailable"
+        assert f"Debian package {missing}" in trace["reason"]
+    else:  # rung 4 for real: the replayed checkouts fail in Payment#capture! on staging
+        assert trace["status"] == "done", trace
+        raised = {(e["exception"], e["raised in"]) for e in trace["data"]["exceptions"]}
+        assert ("NoMethodError", "Shop::Payment#capture!") in raised
+        assert {lease["kind"] for lease in report["leases"]} >= {"rbtrace_tracer", "rbtrace_probe"}
+        assert pid_alive(trace["data"]["target_pid"])  # the staging app outlives the run
+    # rung 3 for real where the machine has sshd and pg_basebackup, else it names the package
+    from ladder.sandbox.remote import missing
+
+    tunnel = next(r for r in report["rungs"] if r["name"] == "tunnel")
+    if missing():
+        assert tunnel["status"] == "unavailable"
+        assert any(package in tunnel["reason"] for package in missing().values()), tunnel
+    else:
+        assert tunnel["status"] == "done", tunnel
+        assert "standby" in tunnel["data"]["read_only"]
+        [closed] = [x for x in report["leases"] if x["kind"] == "ssh_tunnel"]
+        assert closed["outcome"].startswith(f"closed the tunnel on 127.0.0.1:{tunnel['data']['local_port']}")
     _replica_app_climbed_or_says_why(report)
 
     # the second run reuses the sandbox and prints the human summary
@@ -72,6 +97,9 @@ def test_demo_climbs_the_sandbox_incident_and_leaves_no_lease(demo_env: dict[str
     assert "report:" in again.stdout
     # with automatic approvals nothing is held, and the console says the replica is gone
     assert "hold: skipped: approvals are automatic (sandbox)" in " ".join(again.stdout.split())
+    if not missing:  # `sandbox down` stops the staging app too
+        assert _ladder(demo_env, "sandbox", "down").returncode == 0
+        assert not pid_alive(trace["data"]["target_pid"])
 
 
 def _replica_app_climbed_or_says_why(report: dict[str, object]) -> None:

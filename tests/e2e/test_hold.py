@@ -1,11 +1,13 @@
 """The hold, end to end: `escalate-incident` with `runbooks/demo-approvals.yaml` on the real
-sandbox, served by `ladder serve`, rung 2 approved through the API, then the replica held for the
-engineer until they release it, its TTL passes, or the run is cancelled."""
+sandbox, served by `ladder serve`, rung 2 approved through the API (rung 3, the tunnel, skipped or
+approved), then what they made held for the engineer until they release it, its TTL passes, or
+the run is cancelled."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -40,7 +42,19 @@ def serve_env_extra(sandbox: Path) -> dict[str, str]:
     return {"LADDER_SANDBOX_DIR": str(sandbox)}
 
 
-def _approve_replica(runs: Runs, run_id: UUID, **settings: Any) -> None:
+def _wait_pause(runs: Runs, run_id: UUID, key: str, timeout: float = 180) -> None:
+    """Wait until the run is paused at a pause whose key starts with ``key``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs.wait_state(run_id, {"PAUSED"})
+        if runs.pause_key(run_id).startswith(key):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"run {run_id} never paused at {key}")
+
+
+def _approve_replica(runs: Runs, run_id: UUID, tunnel: str = "skip", **settings: Any) -> None:
+    """Approve rung 2 (with ``settings``), then answer rung 3's checkpoint with ``tunnel``."""
     runs.wait_state(run_id, {"PAUSED"})
     assert runs.pause_key(run_id) == "checkpoint-local-replica"
     resume_flow_run(
@@ -52,20 +66,30 @@ def _approve_replica(runs: Runs, run_id: UUID, **settings: Any) -> None:
             **settings,
         },
     )
+    _wait_pause(runs, run_id, "checkpoint-tunnel")
+    resume_flow_run(run_id, run_input={"decision": tunnel, "approver": "ana"})
+
+
+def _held(runs: Runs, run_id: UUID, served: dict[str, str]) -> dict[str, Lease]:
+    """Wait for the hold; the run's open leases by kind."""
+    _wait_pause(runs, run_id, "hold-")
+    ledger = LeaseLedger(served["LADDER_LEDGER_URL"])
+    return {x.kind: x for x in ledger.list(owner=str(run_id)) if x.is_open}
 
 
 def _held_replica(runs: Runs, run_id: UUID, served: dict[str, str]) -> Lease:
     """Wait for the hold; the run's one open lease: the replica database it holds."""
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        runs.wait_state(run_id, {"PAUSED"})
-        if runs.pause_key(run_id).startswith("hold-"):
-            break
-        time.sleep(0.5)
-    ledger = LeaseLedger(served["LADDER_LEDGER_URL"])
-    (lease,) = [x for x in ledger.list(owner=str(run_id)) if x.is_open]
-    assert lease.kind == "postgres_database"
-    return lease
+    held = _held(runs, run_id, served)
+    assert list(held) == ["postgres_database"], held
+    return held["postgres_database"]
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 def _replica_dsn(lease: Lease) -> str:
@@ -95,8 +119,13 @@ def test_the_replica_is_held_until_the_engineer_releases_it(
     served: dict[str, str], runs: Runs
 ) -> None:
     run_id = runs.start(RUNBOOK, incident=None)
-    _approve_replica(runs, run_id, child_depth=1)
-    lease = _held_replica(runs, run_id, served)
+    _approve_replica(runs, run_id, tunnel="approve", child_depth=1)
+    held = _held(runs, run_id, served)
+    lease, tunnel = held["postgres_database"], held["ssh_tunnel"]
+    # while the run holds it, the tunnel reaches the sandbox's standby, read-only
+    port = tunnel.undo["local_port"]
+    with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=shop_production") as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
     # while the run holds it, the replica is there and answers queries, sanitized
     with psycopg.connect(_replica_dsn(lease)) as conn:
         users = conn.execute("SELECT count(*) FROM users").fetchone()[0]
@@ -107,7 +136,7 @@ def test_the_replica_is_held_until_the_engineer_releases_it(
         for e in emails
     ), emails
     runs.wait_log(run_id, "waiting for approval at local_replica until ")
-    runs.wait_log(run_id, "holding 1 item(s) for the engineer until ")
+    runs.wait_log(run_id, "holding 2 item(s) for the engineer until ")
     # the form asks for what the issue names, and refuses a TTL beyond the runbook's maximum
     with pytest.raises(RuntimeError):
         resume_flow_run(
@@ -120,11 +149,16 @@ def test_the_replica_is_held_until_the_engineer_releases_it(
     )
     assert runs.wait_state(run_id, {"COMPLETED"}) == "COMPLETED"
     assert not _exists(lease)
+    assert not _accepts(port)
     report = _report(served)
     assert report["approvals"] == "manual"
-    assert _decisions(report) == [("local_replica", "approve", "ana"), ("hold", "release", "ana")]
+    assert _decisions(report) == [
+        ("local_replica", "approve", "ana"),
+        ("tunnel", "approve", "ana"),
+        ("hold", "release", "ana"),
+    ]
     assert report["decisions"][0]["settings"]["child_depth"] == 1
-    assert report["decisions"][1]["reason"] == "found it"
+    assert report["decisions"][2]["reason"] == "found it"
     assert report["hold"].startswith("released at ") and "ana released it" in report["hold"]
     assert {x["state"] for x in report["leases"]} == {"reverted"}
 
@@ -157,30 +191,38 @@ def test_an_extended_hold_releases_when_its_new_ttl_passes(
     report = _report(served)
     assert _decisions(report) == [
         ("local_replica", "approve", "ana"),
+        ("tunnel", "skip", "ana"),
         ("hold", "extend", "bo"),
         ("hold", "release", "nobody"),
     ]
-    assert report["decisions"][1]["settings"] == {"ttl_minutes": 1}
-    assert report["decisions"][2]["timed_out"] is True
+    assert report["decisions"][2]["settings"] == {"ttl_minutes": 1}
+    assert report["decisions"][3]["timed_out"] is True
     assert "its TTL passed" in report["hold"]
 
 
-def test_cancelling_the_run_during_the_hold_releases_the_replica(
+def test_cancelling_the_run_during_the_hold_releases_the_replica_and_the_tunnel(
     served: dict[str, str], runs: Runs
 ) -> None:
     from prefect.states import Cancelling
 
     run_id = runs.start(RUNBOOK, incident=None)
-    _approve_replica(runs, run_id)
-    lease = _held_replica(runs, run_id, served)
+    _approve_replica(runs, run_id, tunnel="approve")
+    held = _held(runs, run_id, served)
+    lease, tunnel = held["postgres_database"], held["ssh_tunnel"]
+    port = tunnel.undo["local_port"]
+    # the held tunnel reaches the sandbox's standby, read-only
+    dsn = f"host=127.0.0.1 port={port} user=postgres dbname=shop_production"
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
     with get_client(sync_client=True) as client:
         client.set_flow_run_state(run_id, Cancelling(), force=True)
     ledger = LeaseLedger(served["LADDER_LEDGER_URL"])
     deadline = time.monotonic() + 60
-    while ledger.get(lease.id).state != "reverted" and time.monotonic() < deadline:
+    while {ledger.get(x.id).state for x in held.values()} != {"reverted"}:
+        assert time.monotonic() < deadline, [ledger.get(x.id) for x in held.values()]
         time.sleep(0.5)
-    assert ledger.get(lease.id).state == "reverted"
     assert not _exists(lease)
+    assert not _accepts(port)
     report = _report(served)
     assert report["outcome"] == "cancelled"
 

@@ -4,6 +4,9 @@ secrets, a bastion as gateway, and a local forward (to a real PostgreSQL)."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -110,3 +113,55 @@ def test_forward_local_reaches_postgres_on_loopback_only(
         assert f"00000000:{port:04X}" not in listeners  # never 0.0.0.0
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass
+
+
+def test_key_from_a_prefect_secret_block(sshd: Sshd, prefect_server: str) -> None:
+    from prefect.blocks.system import Secret
+
+    Secret(value=sshd.private_key_text).save("ladder-test-ssh-key", overwrite=True)
+    with SSHConnection(sshd.config(key={"secret": "ladder-test-ssh-key"})) as conn:
+        assert conn.run(["echo", "from a block"]).stdout == "from a block\n"
+
+
+@pytest.fixture
+def agent(sshd: Sshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A real ssh-agent holding the sshd fixture's key, on a socket of its own; stopped by PID."""
+    sock = tmp_path / "agent.sock"
+    proc = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists():
+            assert time.monotonic() < deadline, "ssh-agent did not start"
+            time.sleep(0.05)
+        added = run(["ssh-add", str(sshd.private_key)], env={"SSH_AUTH_SOCK": str(sock)})
+        assert added.ok, added.describe()
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        yield str(sock)
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def test_without_a_key_the_ssh_agent_is_asked(sshd: Sshd, agent: str) -> None:
+    with SSHConnection(sshd.config(key=None)) as conn:
+        assert conn.run(["echo", "via the agent"]).stdout == "via the agent\n"
+
+
+def test_without_a_key_or_an_agent_authentication_is_refused(
+    sshd: Sshd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    with pytest.raises(SSHError, match=r"no key to offer: set ssh.key .* or load the key into an SSH agent"):
+        SSHConnection(sshd.config(key=None)).open()
+
+
+def test_put_uploads_a_file_over_sftp(sshd: Sshd, key_env: str, tmp_path: Path) -> None:
+    local = tmp_path / "probe.rb"
+    local.write_text("puts :probe\n")
+    remote = tmp_path / "uploaded" / "probe.rb"
+    remote.parent.mkdir()
+    with SSHConnection(sshd.config()) as conn:
+        conn.put(local, str(remote))
+        assert conn.run(["cat", str(remote)]).stdout == "puts :probe\n"
+    with pytest.raises(SSHError, match=r"uploading probe\.rb failed"), SSHConnection(sshd.config()) as conn:
+        conn.put(local, str(tmp_path / "no-such-dir" / "probe.rb"))

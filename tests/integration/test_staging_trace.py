@@ -29,6 +29,7 @@ from ladder.connectors.hosts import LocalHost
 from ladder.errors import GuardrailError, RbtraceError
 from ladder.leases import LeaseLedger
 from ladder.rungs.staging_trace import StagingTraceResult, run
+from ladder.trace.parse import parse_trace
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +70,7 @@ def test_replayed_failing_request_shows_failing_method_and_exception(
     raised = {(e["exception"], e["raised in"]) for e in result.exceptions}
     assert ("NoMethodError", "Shop::Payment#capture!") in raised
     assert "Shop::Payment#capture!" in result.trace
-    assert any("FROM payments" in s for s in result.sql)
+    assert any("FROM payments" in s for s in result.sql), result.trace
     assert "NoMethodError" in (result.details_markdown or "")
     # nothing left behind: the tracer detached, the probe undone, every lease reverted
     assert fresh_eval(puma.pid()).ok
@@ -85,6 +86,7 @@ def test_runbook_requests_replayed_without_evidence(
     rung = {
         "requests": requests,
         "identity": {"cookie": "_shop_session", "value": "user_id={user_id}"},
+        "backtraces": 5,
     }
     runbook = write_runbook(tmp_path, ssh_staging(sshd, puma, work_dir), rung)
 
@@ -94,6 +96,26 @@ def test_runbook_requests_replayed_without_evidence(
     assert [r["status"] for r in result.replayed] == [201]  # the session cookie said who
     assert "Shop::Payment#capture!" in result.trace
     assert not [e for e in result.exceptions if e["exception"] == "NoMethodError"]
+    details = result.details_markdown or ""
+    assert (
+        "### Thread backtraces" in details and "puma/" in details.split("### Thread backtraces")[1]
+    )
+
+
+def test_slow_calls_are_traced_as_a_tree(sshd, puma, ssh_key, work_dir, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``slow_ms`` alone (no selectors): every call slower than 1 ms, put back into its tree.
+    The checkout connects to PostgreSQL twice, far above 1 ms."""
+    rung = {"methods": [], "probes": [], "slow_ms": 1}
+    runbook = write_runbook(tmp_path, ssh_staging(sshd, puma, work_dir), rung)
+
+    result = run(climb_state(runbook, [failing_checkout(FAILING_USER)]), settings_of(runbook))
+
+    assert isinstance(result, StagingTraceResult), result.reason
+    checkout = [c for c in parse_trace(result.trace).all_calls() if c.name.endswith("#call")]
+    assert any(c.name == "Shop::CheckoutService#call" for c in checkout)
+    under = {d.name for c in checkout for d in c.walk()}
+    assert "Shop::Payment#capture!" in under  # its slow child, under it
+    assert fresh_eval(puma.pid()).ok
 
 
 def test_probe_lease_is_reverted_by_the_janitor(
@@ -190,3 +212,46 @@ def test_cluster_mode_traces_the_chosen_worker(
     workers = puma_cluster.worker_pids()
     assert result.target_pid == workers[1]
     assert all(fresh_eval(pid).ok for pid in workers)
+
+
+def test_tracer_left_attached_is_detached_by_the_janitor(sshd, puma, ssh_key, work_dir) -> None:  # type: ignore[no-untyped-def]
+    """The run died with the tracer attached: its lease's undo (run by the janitor) detaches it."""
+    from ladder.connectors.hosts import HostRef
+
+    ref = HostRef(ssh=sshd.config())
+    host = ref.open()
+    pid = puma.pid()
+    output = f"{work_dir}/rbtrace.out"
+    ledger = LeaseLedger()
+    lease = ledger.take(
+        "rbtrace_tracer", f"rbtrace on {pid}", owner=OWNER, ttl=timedelta(minutes=1),
+        undo={"host": ref.model_dump(mode="json"), "target_pid": pid, "output": output},
+    )  # fmt: skip
+    rbtrace.start_tracer(host, pid, ["Shop::Payment#capture!"], None, 600, output)
+    ledger.activate(lease.id)
+    host.close()
+    assert rbtrace.tracer_clients(LocalHost(), pid)
+    assert not fresh_eval(pid).ok  # one tracer per process: this one is still attached
+
+    reverted = ledger.revert_expired(datetime.now(UTC) + timedelta(minutes=2))
+
+    assert [r.state.value for r in reverted] == ["reverted"]
+    assert rbtrace.tracer_clients(LocalHost(), pid) == []
+    assert fresh_eval(pid).ok
+    assert not Path(output).exists()
+
+
+def test_tracer_stops_itself_at_its_deadline(puma, work_dir) -> None:  # type: ignore[no-untyped-def]
+    """Nobody sends SIGINT (Ladder died): ``timeout -s INT`` does, and rbtrace detaches."""
+    import time
+
+    host, pid = LocalHost(), puma.pid()
+    output = f"{work_dir}/rbtrace.out"
+    tracer = rbtrace.start_tracer(host, pid, ["Shop::Payment#capture!"], None, 3, output)
+    deadline = time.monotonic() + 30
+    while rbtrace.tracer_clients(host, pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert rbtrace.tracer_clients(host, pid) == []
+    assert "detached from process" in Path(output).read_text()
+    assert fresh_eval(pid).ok
+    rbtrace.stop_tracer(host, tracer)  # idempotent: already stopped

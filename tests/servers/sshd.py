@@ -72,6 +72,13 @@ class Sshd:
         }
         return SSHConfig.model_validate({**fields, **overrides})
 
+    def ssh_yaml(self) -> str:
+        """The ``ssh:`` section of an environment file for this server (key from KEY_ENV)."""
+        return (
+            f"ssh:\n  host: {self.host}\n  port: {self.port}\n  user: {self.user}\n"
+            f"  known_hosts: {self.known_hosts}\n  key: {{env: {KEY_ENV}}}\n"
+        )
+
     def kill(self) -> None:
         """SIGKILL sshd and every session it forked: established connections drop."""
         self.server.kill()

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from ladder.config import load_runbook
-from ladder.errors import GuardrailError
+from ladder.errors import ConfigError, GuardrailError
 from ladder.incident import Incident
 from ladder.rungs import ClimbState
 from ladder.rungs.staging_trace import StagingTraceSettings, run
@@ -102,6 +102,21 @@ def test_probes_outside_the_allow_list_are_refused(tmp_path: Path, probe: str, w
     assert "\n" not in str(caught.value)
 
 
+def test_a_probe_that_installs_something_needs_an_undo(tmp_path: Path) -> None:
+    shutil.copytree(PROBES, tmp_path / "probes")
+    text = "$ladder_seen = true\n"
+    (tmp_path / "probes" / "reads.rb").write_text(text)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    listed = yaml.safe_load((tmp_path / "probes" / "allowlist.yaml").read_text())
+    listed["probes"]["reads.rb"] = {"sha256": digest}
+    (tmp_path / "probes" / "allowlist.yaml").write_text(yaml.safe_dump(listed))
+    with pytest.raises(GuardrailError, match="installs something but names no undo"):
+        allowed_probe("probes/reads.rb", tmp_path / "probes")
+    listed["probes"]["reads.rb"]["installs"] = False
+    (tmp_path / "probes" / "allowlist.yaml").write_text(yaml.safe_dump(listed))
+    assert allowed_probe("probes/reads.rb", tmp_path / "probes").undo is None
+
+
 @pytest.mark.parametrize(
     "selector", ["Shop::Payment#capture!(`id`)", "Foo#bar(system('rm'))", "eval", "Foo#bar; x"]
 )
@@ -149,9 +164,11 @@ def _state(tmp_path: Path, rung: dict[str, object]) -> tuple[ClimbState, Staging
     ],
 )
 def test_guardrails_refuse_with_one_line(tmp_path: Path, rung: dict[str, object], why: str) -> None:
-    state, settings = _state(tmp_path, rung)
+    """What a checkpoint form hands the runner is checked again, before any connection."""
+    state, settings = _state(tmp_path, {})
+    edited = StagingTraceSettings.model_validate({**settings.model_dump(), **rung})
     with pytest.raises(GuardrailError) as caught:
-        run(state, settings)
+        run(state, edited)
     assert str(caught.value).startswith(why)
     assert "\n" not in str(caught.value)
 
@@ -161,3 +178,42 @@ def test_a_form_cannot_raise_the_runbooks_maximum(tmp_path: Path) -> None:
     edited = settings.model_copy(update={"duration_seconds": 900, "max_duration_seconds": 3600})
     with pytest.raises(GuardrailError, match="at most 120 s"):
         run(state, edited)
+
+
+@pytest.mark.parametrize(
+    ("rung", "why"),
+    [
+        ({"host": "prod-web-1.invalid"}, "is not among the environment's staging hosts"),
+        ({"duration_seconds": 121}, "above max_duration_seconds"),
+        ({"probes": ["probes/unlisted.rb"]}, "not in the allow-list"),
+        ({"methods": ["Kernel#system(`id`)"]}, "refused method selector"),
+    ],
+)
+def test_runbook_check_refuses_the_same(tmp_path: Path, rung: dict[str, object], why: str) -> None:
+    with pytest.raises(ConfigError, match=why):
+        _state(tmp_path, rung)
+
+
+SLOW = """\
+IO.select <0.398131>
+                PG.connect <0.011009>
+              Shop::DB.query <0.014495>
+            Shop::Order.latest_for <0.014552>
+              Shop::DB.query <0.023811>
+            Shop::Payment#capture! <0.023874>
+          Shop::CheckoutService#call <0.038464>
+"""
+
+
+def test_slow_calls_are_put_back_under_the_call_printed_after_them() -> None:
+    trace = parse_trace(SLOW)
+    select, checkout = trace.calls
+    assert (select.name, select.children) == ("IO.select", [])
+    assert checkout.name == "Shop::CheckoutService#call"
+    assert [c.name for c in checkout.children] == [
+        "Shop::Order.latest_for",
+        "Shop::Payment#capture!",
+    ]
+    assert [c.name for c in checkout.children[0].children] == ["Shop::DB.query"]
+    assert checkout.children[0].children[0].children[0].name == "PG.connect"
+    assert len(trace.all_calls()) == 7

@@ -222,7 +222,10 @@ def check(settings: ReplicaAppSettings, loaded: LoadedRunbook, where: Where) -> 
     from ladder.errors import ConfigError
 
     out: list[Finding] = [("error", f"{where('env')}: {p}") for p in _env_problems(settings.env)]
-    lb = loaded.environment.load_balancer
+    lb, kube = loaded.environment.load_balancer, loaded.environment.kubernetes
+    if lb is None and kube is not None and not (kube.gateway or kube.ingress):
+        out.append(("error", f"{loaded.environment_path}: kubernetes needs gateway (the app's "
+                    "HTTPRoute) or ingress (its Ingress) for rung 6 to route tagged requests"))  # fmt: skip
     if lb is None or lb.kind != "nginx" or loaded.environment.sandbox:
         return out
     problem = _lb_problem(lb, settings)

@@ -169,3 +169,16 @@ def test_runbook_check_names_the_header_and_the_missing_settings(tmp_path: Path)
     errors, _ = check_runbook(tmp_path / "runbook.yaml")
     assert any("rungs.replica_app.header: refused header 'X-Other'" in e for e in errors)
     assert any("load_balancer (nginx) needs pid_file" in e for e in errors)
+
+
+def test_runbook_check_wants_a_route_to_attach_to_on_kubernetes(tmp_path: Path) -> None:
+    from ladder.config import check_runbook
+
+    kube = {"api_url": "https://k8s.invalid", "namespace": "shop", "deployment": "web",
+            "token": {"env": "K8S_TOKEN"}}  # fmt: skip
+    (tmp_path / "env.yaml").write_text(yaml.safe_dump({"name": "prod", "kubernetes": kube}))
+    runbook = {"name": "t", "environment": "env.yaml", "rungs": {"replica_app": {}}}
+    (tmp_path / "runbook.yaml").write_text(yaml.safe_dump(runbook))
+    errors, _ = check_runbook(tmp_path / "runbook.yaml")
+    assert errors == [f"{tmp_path / 'env.yaml'}: kubernetes needs gateway (the app's HTTPRoute) "
+                      "or ingress (its Ingress) for rung 6 to route tagged requests"]  # fmt: skip

@@ -30,8 +30,6 @@ def _pid_serving(front: Front, token: str) -> int:
 def test_janitor_reverts_the_route_and_the_replica_of_a_killed_run(
     prefect_server: str, front: Front, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.janitor import janitor
-
     url = f"sqlite:///{tmp_path / 'leases.db'}"
     monkeypatch.setenv("LADDER_LEDGER_URL", url)
     before = front.nginx.include.read_bytes()
@@ -47,6 +45,21 @@ def test_janitor_reverts_the_route_and_the_replica_of_a_killed_run(
         proc.wait()
         raise AssertionError(f"holder exited {proc.returncode}: {(tmp_path / 'holder.err').read_text()}")
     route_id, process_id, token, pid = ready[1], ready[2], ready[3], int(ready[4])
+    try:
+        _kill_and_let_the_janitor_revert(proc, front, before, route_id, process_id, token, pid)
+    finally:  # a failed assertion leaves no replica behind
+        proc.kill()
+        ledger = LeaseLedger()
+        for lease in ledger.list():
+            ledger.revert(lease.id)
+        ledger.close()
+
+
+def _kill_and_let_the_janitor_revert(
+    proc: subprocess.Popen[str], front: Front, before: bytes, route_id: str, process_id: str,
+    token: str, pid: int,
+) -> None:  # fmt: skip
+    from flows.janitor import janitor
 
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL

@@ -189,3 +189,22 @@ def test_the_rung_hands_over_the_copy_with_a_curl_line(
     assert [lease.state for lease in ledger.revert_owner("run-9")] == [LeaseState.REVERTED]
     assert cluster.get("Deployment", NS, "shop-web-debug-inc-9") is None
     ledger.close()
+
+
+def test_an_expired_copy_is_deleted_by_the_janitors_revert(
+    cluster: KubeAPI, ledger: LeaseLedger, tmp_path: Path
+) -> None:
+    """What the janitor does for a run that died holding the copy: revert the expired lease."""
+    import time
+
+    opened = open_k8s_route(
+        _config(cluster), "inc-7", {}, "X-Debug-Replica", "debug_replica", TOKEN, ledger,
+        "dead-run", timedelta(seconds=1), tmp_path, ready_seconds=5,
+    )  # fmt: skip
+    while not ledger.get(opened.lease.id).is_expired():
+        time.sleep(0.1)
+
+    [lease] = ledger.revert_expired()
+
+    assert lease.id == opened.lease.id and lease.state is LeaseState.REVERTED
+    assert not any(cluster.get(k, NS, opened.name) for k in ("Deployment", "Service", "HTTPRoute"))

@@ -5,7 +5,7 @@ Lifecycle of a :class:`KubeConnection` (the shape of :mod:`ladder.connectors.bas
 client's ``ApiClient`` with the bearer token resolved from its secret reference; ``close()``
 releases its connection pool (safe twice); ``with`` closes on the way out.
 
-Only the objects rung 6 touches are reached (:data:`ladder.k8s_manifests.PATHS`). ``apply``
+Only the objects rung 6 touches are reached (:data:`ladder.replica_app.manifests.PATHS`). ``apply``
 is server-side apply (``PATCH`` with ``application/apply-patch+yaml``, ``fieldManager=ladder``,
 ``force=true``); ``delete`` treats 404 as done. Failures are one :class:`KubernetesError` line
 naming the object and the API's own ``message``, never the token.
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ladder.connectors.base import Connection, one_line
 from ladder.errors import KubernetesError
-from ladder.k8s_manifests import Manifest, kind_path
+from ladder.replica_app.manifests import Manifest, kind_path
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient

@@ -3,7 +3,7 @@
 On VMs behind nginx (``load_balancer: {kind: nginx, ...}`` in the environment) the replica is
 started on its host with the runbook's extra environment (e.g. ``LOG_LEVEL=debug``) and nginx
 routes to it only requests carrying a fresh token in the header (``X-Debug-Replica: <token>``)
-or the cookie (``debug_replica=<token>``); see :mod:`ladder.debug_replica`. Both are leases held
+or the cookie (``debug_replica=<token>``); see :mod:`ladder.replica_app.vm`. Both are leases held
 by the run: the hold form and the report give the curl line and the cookie to reach it.
 Other load balancers, and Kubernetes, are reported ``unavailable`` with the reason.
 """
@@ -32,7 +32,7 @@ from ladder.rungs.base import (
 if TYPE_CHECKING:
     from ladder.config import Environment, LoadedRunbook
     from ladder.config_hosts import LoadBalancerConfig
-    from ladder.debug_replica import RoutePlan
+    from ladder.replica_app.vm import RoutePlan
 
 _ENV_VALUE = re.compile(r"^[^\x00\n\r]{0,1024}$")
 
@@ -93,7 +93,7 @@ def _lb_problem(lb: LoadBalancerConfig, settings: ReplicaAppSettings) -> str | N
 
 def plan_route(state: ClimbState, settings: ReplicaAppSettings) -> RoutePlan | str:
     """The checked plan, or why the rung is unavailable; GuardrailError/ConfigError to refuse."""
-    from ladder.debug_replica import plan_from
+    from ladder.replica_app.vm import plan_from
 
     env: Environment = state.environment
     lb = env.load_balancer
@@ -119,8 +119,8 @@ def plan_route(state: ClimbState, settings: ReplicaAppSettings) -> RoutePlan | s
 
 def run(state: ClimbState, settings: ReplicaAppSettings) -> RungResult:
     """Start the debug replica and route tagged requests to it, held by the run."""
-    from ladder.debug_replica import open_route
     from ladder.leases import LeaseLedger
+    from ladder.replica_app.vm import open_route
 
     if state.environment.load_balancer is None and state.environment.kubernetes is not None:
         return _run_kubernetes(state, settings)
@@ -177,8 +177,8 @@ def run(state: ClimbState, settings: ReplicaAppSettings) -> RungResult:
 def _run_kubernetes(state: ClimbState, settings: ReplicaAppSettings) -> RungResult:
     """The debug Deployment, its Service and the tagged-only route, held as one lease."""
     from ladder.connectors.nginx import make_token
-    from ladder.debug_replica_k8s import open_k8s_route
     from ladder.leases import LeaseLedger
+    from ladder.replica_app.kubernetes import open_k8s_route
     from ladder.settings import settings as ladder_settings
 
     kube = state.environment.kubernetes
@@ -218,8 +218,8 @@ def _run_kubernetes(state: ClimbState, settings: ReplicaAppSettings) -> RungResu
 
 def check(settings: ReplicaAppSettings, loaded: LoadedRunbook, where: Where) -> list[Finding]:
     """What ``ladder runbook check`` can say without touching a host."""
-    from ladder.debug_replica import plan_from
     from ladder.errors import ConfigError
+    from ladder.replica_app.vm import plan_from
 
     out: list[Finding] = [("error", f"{where('env')}: {p}") for p in _env_problems(settings.env)]
     lb, kube = loaded.environment.load_balancer, loaded.environment.kubernetes

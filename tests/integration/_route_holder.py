@@ -17,8 +17,8 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from ladder.config_hosts import LoadBalancerConfig
-from ladder.debug_replica import open_route, plan_from
 from ladder.leases import LeaseLedger
+from ladder.replica_app.vm import open_route, plan_from
 
 
 @flow(name="route-holder")

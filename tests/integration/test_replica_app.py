@@ -15,10 +15,10 @@ import pytest
 from servers.nginx import Front
 from servers.sshd import KEY_ENV, Sshd
 
-from ladder.debug_replica import OpenedRoute, RoutePlan, open_route, plan_from
 from ladder.errors import RoutingError
 from ladder.leases import LeaseLedger, LeaseState
 from ladder.procs import pid_alive
+from ladder.replica_app.vm import OpenedRoute, RoutePlan, open_route, plan_from
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,9 @@ import yaml
 from servers.kubeapi import KubeAPI, validate_manifest
 
 from ladder.config import KubernetesConfig
-from ladder.debug_replica_k8s import open_k8s_route
 from ladder.errors import KubernetesError
 from ladder.leases import LeaseLedger, LeaseState
+from ladder.replica_app.kubernetes import open_k8s_route
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import pytest
 from servers.kubeapi import validate_manifest
 
 from ladder.errors import KubernetesError
-from ladder.k8s_manifests import debug_name, debug_objects
+from ladder.replica_app.manifests import debug_name, debug_objects
 
 TOKEN = "cd" * 16
 APP = {

@@ -12,10 +12,10 @@ from ladder.config import load_runbook
 from ladder.config_hosts import LoadBalancerConfig
 from ladder.connectors import app_process, nginx
 from ladder.connectors.replica_app_leases import NginxRouteUndo, ReplicaProcessUndo
-from ladder.debug_replica import plan_from
 from ladder.errors import ConfigError, ConnectorError, GuardrailError, LeaseError, RoutingError
 from ladder.incident import Incident
 from ladder.leases import LeaseLedger
+from ladder.replica_app.vm import plan_from
 from ladder.rungs import ClimbState
 from ladder.rungs.replica_app import ReplicaAppSettings, run
 

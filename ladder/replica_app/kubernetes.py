@@ -2,7 +2,7 @@
 tagged requests only (Gateway API HTTPRoute, or an ingress-nginx canary as a fallback).
 
 :func:`open_k8s_route` reads the app's Deployment (and its HTTPRoute or Ingress), builds the
-manifests (:mod:`ladder.k8s_manifests`), writes them to the report directory, takes one
+manifests (:mod:`ladder.replica_app.manifests`), writes them to the report directory, takes one
 ``kubernetes_objects`` lease naming all of them *before* the first apply, applies them with
 server-side apply, and waits until the debug Deployment is ready. On any failure the lease is
 reverted (every object deleted) before the error goes up.
@@ -21,8 +21,8 @@ import yaml
 from ladder.connectors.kubernetes import KubeConnection
 from ladder.connectors.kubernetes_leases import KubeObject, KubeObjectsUndo
 from ladder.errors import KubernetesError
-from ladder.k8s_manifests import Manifest, debug_objects
 from ladder.leases import Lease, LeaseLedger, leased
+from ladder.replica_app.manifests import Manifest, debug_objects
 
 if TYPE_CHECKING:
     from ladder.config import KubernetesConfig

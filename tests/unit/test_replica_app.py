@@ -182,3 +182,17 @@ def test_runbook_check_wants_a_route_to_attach_to_on_kubernetes(tmp_path: Path) 
     errors, _ = check_runbook(tmp_path / "runbook.yaml")
     assert errors == [f"{tmp_path / 'env.yaml'}: kubernetes needs gateway (the app's HTTPRoute) "
                       "or ingress (its Ingress) for rung 6 to route tagged requests"]  # fmt: skip
+
+
+def test_a_sandbox_without_nginx_names_the_debian_package() -> None:
+    from ladder.config import Environment
+    from ladder.sandbox import nginx as sandbox_nginx
+
+    why = "the sandbox has no load balancer: this machine lacks Debian package nginx-light"
+    env = Environment(name="sandbox", sandbox=True).model_copy(
+        update={"load_balancer": sandbox_nginx.load_balancer({"unavailable": why})}
+    )
+    incident = Incident(id="inc-1", title="t", started_at="2026-01-01T00:00:00Z",
+                        ended_at="2026-01-01T01:00:00Z")  # fmt: skip
+    result = run(ClimbState(incident, env, Path("rb.yaml"), owner="unit"), ReplicaAppSettings())
+    assert (result.status, result.reason) == ("unavailable", why)

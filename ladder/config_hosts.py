@@ -126,20 +126,13 @@ class LoadBalancerConfig(_Strict):
         "X-Debug-Replica", pattern=r"^[A-Za-z0-9\-]{1,64}$", description="header the map reads"
     )
     cookie: str = Field(
-        "debug_replica", pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="cookie the map reads"
+        "debug_replica", pattern=r"^[A-Za-z0-9_]{1,64}$", description="cookie the map reads ($cookie_NAME)"
     )
     replica: ReplicaProcessConfig | None = Field(None, description="how to start the replica")
     probe_path: str = Field("/health", pattern=r"^/[\w./\-]*$", description="path the probes GET")
-    unavailable: str | None = Field(
+    unavailable: NotFromYaml[str | None] = Field(
         None,
         exclude=True,
         description="why the sandbox has no load balancer (the missing Debian package); "
-        "filled in by bind_environment, never read from YAML",
+        "filled in by the sandbox, never read from YAML",
     )
-
-    @field_validator("unavailable", mode="before")
-    @classmethod
-    def _not_from_yaml(cls, value: object) -> None:
-        if value is not None:
-            raise ValueError("unavailable is the sandbox's own note, not a setting")
-        return None

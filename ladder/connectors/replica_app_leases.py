@@ -89,7 +89,7 @@ def _remove_route(payload: dict[str, Any]) -> str:
             restored = nginx.without_block(current, spec.route_id)
             if restored == current:
                 return f"route {spec.route_id} was not in {spec.include} any more"
-            how = "took route's block out of the include (it was changed since)"
+            how = "took the route's block out of the include (someone changed it since)"
         nginx.write_bytes(host, spec.include, restored)
         pid = nginx.reload(host, spec.pid_file, spec.test_command)
     finally:

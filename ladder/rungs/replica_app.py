@@ -187,7 +187,7 @@ def _run_kubernetes(state: ClimbState, settings: ReplicaAppSettings) -> RungResu
     opened = open_k8s_route(
         kube, state.incident.id, settings.env, settings.header, cookie, token, LeaseLedger(),
         state.owner, timedelta(minutes=settings.ttl_minutes), ladder_settings().reports_dir,
-        ready_seconds=max(settings.ready_seconds, 60),
+        ready_seconds=settings.ready_seconds,
     )  # fmt: skip
     hosts = opened.objects[-1]["spec"].get("hostnames") or [
         r.get("host") for r in opened.objects[-1]["spec"].get("rules", []) if r.get("host")

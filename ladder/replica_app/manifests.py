@@ -7,9 +7,10 @@ From the app's Deployment, :func:`debug_objects` makes
   Service never selects it; one replica; the runbook's extra env added to every container;
 - a Service of the same name selecting exactly those labels, on the first container port;
 - a Gateway API ``HTTPRoute`` of the same name, attached to the app route's parents and
-  hostnames, whose rules send only requests with ``<header>: <token>`` (Exact, core) or the
-  cookie ``<cookie>=<token>`` (a RegularExpression on ``Cookie``, extended support) to it: a
-  match with more header matches takes precedence over the app's rules across routes;
+  hostnames, whose rules repeat every match of the app's route plus ``<header>: <token>``
+  (Exact, core) or the cookie ``<cookie>=<token>`` (a RegularExpression on ``Cookie``, extended
+  support): for the same path, the match with more header matches takes precedence across
+  routes, so tagged requests reach the copy on every path the app serves, others never;
 - or, as a fallback without Gateway API (ingress-nginx is retired), a canary ``Ingress`` copying
   the app's rules with ``canary-by-header`` / ``canary-by-header-value`` annotations.
 
@@ -114,24 +115,42 @@ def _check_token(token: str) -> None:
         raise KubernetesError("a routing token must be 16-64 lowercase hex characters")
 
 
+def _app_matches(app_route: Manifest) -> list[dict[str, Any]]:
+    """Every match of the app route's rules (at most 64), so that each tagged match is the same
+    one plus a header: Gateway API prefers, for the same path, the match with more header
+    matches, so a more specific path of the app's (``/checkout``) cannot win over a tagged
+    ``/`` prefix."""
+    found = [copy.deepcopy(m) for rule in app_route["spec"].get("rules", [])
+             for m in rule.get("matches") or [{"path": {"type": "PathPrefix", "value": "/"}}]]
+    unique = [m for i, m in enumerate(found) if m not in found[:i]]
+    if len(unique) > 64:
+        raise KubernetesError(
+            f"HTTPRoute {app_route['metadata']['name']} has {len(unique)} matches: at most 64 "
+            "can be copied into one tagged rule"
+        )
+    return unique or [{"path": {"type": "PathPrefix", "value": "/"}}]
+
+
 def debug_route(
     app_route: Manifest, service: Manifest, header: str, cookie: str, token: str
 ) -> Manifest:
     """An HTTPRoute on the app route's parents/hostnames sending only tagged requests to
-    ``service``."""
+    ``service``: each of the app's matches, plus the token's header (one rule) or cookie (the
+    other)."""
     _check_token(token)
     meta = service["metadata"]
     backend = [{"name": meta["name"], "port": service["spec"]["ports"][0]["port"]}]
     by_header = {"type": "Exact", "name": header, "value": token}
     by_cookie = {"type": "RegularExpression", "name": "Cookie",
                  "value": f"(^|.*; ?){re.escape(cookie)}={token}(;.*|$)"}  # fmt: skip
-    prefix = {"type": "PathPrefix", "value": "/"}
+    tagged = [
+        {"matches": [{**m, "headers": [*m.get("headers", []), extra]} for m in _app_matches(app_route)],
+         "backendRefs": backend}
+        for extra in (by_header, by_cookie)
+    ]  # fmt: skip
     spec: dict[str, Any] = {
         "parentRefs": copy.deepcopy(app_route["spec"].get("parentRefs", [])),
-        "rules": [
-            {"matches": [{"path": prefix, "headers": [by_header]}], "backendRefs": backend},
-            {"matches": [{"path": prefix, "headers": [by_cookie]}], "backendRefs": backend},
-        ],
+        "rules": tagged,
     }
     if app_route["spec"].get("hostnames"):
         spec["hostnames"] = list(app_route["spec"]["hostnames"])

@@ -70,3 +70,30 @@ def test_names_are_dns_labels_and_tokens_hex() -> None:
         debug_objects(APP, "i", {}, "X-Debug-Replica", "debug_replica", "not hex!", ROUTE)
     with pytest.raises(KubernetesError, match=r"gateway .* or ingress"):
         debug_objects(APP, "i", {}, "X-Debug-Replica", "debug_replica", TOKEN)
+
+
+def test_the_tagged_route_repeats_every_match_of_the_apps_route_plus_the_token() -> None:
+    """Gateway API prefers a longer path first: a tagged '/' would lose to the app's
+    '/checkout', so each of the app's matches is repeated with one more header match."""
+    app_route = {"metadata": {"name": "shop"}, "spec": {"parentRefs": [{"name": "public"}], "rules": [
+        {"matches": [{"path": {"type": "PathPrefix", "value": "/checkout"}},
+                     {"path": {"type": "Exact", "value": "/health"}, "method": "GET"}]},
+        {"matches": [{"path": {"type": "PathPrefix", "value": "/api"},
+                      "headers": [{"type": "Exact", "name": "X-Api", "value": "2"}]}]},
+        {"backendRefs": [{"name": "shop-web", "port": 80}]},  # no matches: every path
+    ]}}  # fmt: skip
+    objects = debug_objects(APP, "i", {}, "X-Debug-Replica", "debug_replica", TOKEN, app_route)
+    route = objects[-1]
+    validate_manifest(route)
+    by_header, by_cookie = route["spec"]["rules"]
+    paths = [(m["path"]["type"], m["path"]["value"]) for m in by_header["matches"]]
+    assert paths == [("PathPrefix", "/checkout"), ("Exact", "/health"), ("PathPrefix", "/api"),
+                     ("PathPrefix", "/")]  # fmt: skip
+    for rule, name in ((by_header, "X-Debug-Replica"), (by_cookie, "Cookie")):
+        for match, app_match in zip(rule["matches"], [
+            {"headers": []}, {"headers": [], "method": "GET"},
+            {"headers": [{"type": "Exact", "name": "X-Api", "value": "2"}]}, {"headers": []},
+        ], strict=True):  # fmt: skip
+            assert match["headers"][:-1] == app_match["headers"]
+            assert match["headers"][-1]["name"] == name and TOKEN in match["headers"][-1]["value"]
+            assert match.get("method") == app_match.get("method")

@@ -12,7 +12,6 @@ import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from pydantic import (
     BaseModel,
@@ -25,8 +24,8 @@ from pydantic import (
 )
 
 from ladder.connectors.flipper_config import FlipperConfig
+from ladder.config_hosts import KubernetesConfig, LoadBalancerConfig, SSHConfig
 from ladder.connectors.log_source import LogSource
-from ladder.connectors.ssh import Bastion
 from ladder.errors import ConfigError
 from ladder.incident import Incident, Source
 from ladder.rungs import RungName, RungSettings, ladder, rung_names
@@ -47,27 +46,6 @@ class DatabaseConfig(_Strict):
     dsn: Dsn = Field(description="connection string without a password, or a secret reference")
 
 
-class SSHConfig(_Strict):
-    host: str
-    user: str
-    port: int = Field(22, ge=1, le=65535)
-    bastion: Bastion | None = Field(None, description="jump host, user@host[:port]")
-    key: SecretRef | None = Field(
-        None, description="private key, as a secret reference (default: the SSH agent)"
-    )
-    known_hosts: str = Field(description="known_hosts file pinning the host keys")
-    private_key: NotFromYaml[SecretStr | None] = Field(
-        None, exclude=True, description="the sandbox's own key, filled in by bind_environment"
-    )
-
-    @field_validator("known_hosts")
-    @classmethod
-    def _relative_to_file(cls, value: str, info: ValidationInfo) -> str:
-        path = Path(value).expanduser()
-        base = Path((info.context or {}).get("path", ".")).parent
-        return str(path if path.is_absolute() else base / path)
-
-
 class SentryConfig(_Strict):
     url: str = "https://sentry.io"
     organization: str
@@ -82,18 +60,6 @@ class DatadogConfig(_Strict):
     app_key: SecretRef
 
 
-class KubernetesConfig(_Strict):
-    api_url: str
-    namespace: str
-    deployment: str
-    token: SecretRef
-    gateway: str | None = Field(None, description="Gateway API HTTPRoute to add header matches to")
-
-
-class LoadBalancerConfig(_Strict):
-    kind: Literal["nginx", "haproxy", "gateway-api"]
-    config_path: str | None = None
-    admin_socket: str | None = None
 
 
 class StagingConfig(_Strict):

@@ -8,6 +8,8 @@
     │   ├── LogSourceError      a log file is missing or unreadable
     │   ├── RbtraceError        rbtrace could not attach, or an eval in the target raised
     │   ├── FlipperError        Flipper's tables or flipper-api refused, or a gate read back wrong
+    │   ├── RoutingError        nginx refused a route, did not reload, or a probe went astray
+    │   ├── KubernetesError     the Kubernetes API refused or failed, or a debug copy never got ready
     │   ├── SSHError            an SSH host, bastion or tunnel failed or refused
     │   │   └── HostKeyError    a host key is not the one pinned in known_hosts (never retried)
     │   └── NotReadOnlyError    a database that must be read-only (the tunnel's) is writable
@@ -111,3 +113,11 @@ class FlipperError(ConnectorError):
 class GuardrailError(LadderError):
     """A rung refused what it was asked to do: a host not marked staging, a probe outside the
     allow-list, a duration above the runbook's maximum. The message is one line saying which."""
+
+
+class RoutingError(ConnectorError):
+    """A load balancer refused a route change, did not reload, or a probe reached the wrong app."""
+
+
+class KubernetesError(ConnectorError):
+    """The Kubernetes API refused or failed a request, or a debug Deployment never got ready."""

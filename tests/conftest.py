@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from servers.flipper import flipper_api, flipper_tables  # noqa: F401 - fixtures
+from servers.kubeapi import kubeapi  # noqa: F401 - fixture
+from servers.nginx import front  # noqa: F401 - fixture
 from servers.puma import (  # noqa: F401 - fixtures
     puma,
     puma_as_nobody,

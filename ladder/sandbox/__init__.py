@@ -26,7 +26,7 @@ from ladder.connectors.postgres import connect, create_database
 from ladder.errors import PostgresError, SandboxError
 from ladder.incident import Incident
 from ladder.replica.guard import create_marked
-from ladder.sandbox import remote, shop
+from ladder.sandbox import nginx, remote, shop
 from ladder.sandbox.cluster import Cluster
 from ladder.sandbox.limits import DEFAULT_REQUESTS, MIN_REQUESTS, MIN_USERS
 from ladder.settings import settings
@@ -58,6 +58,7 @@ class SandboxInfo:
     sizes: dict[str, int] = field(default_factory=dict)
     slow_user_id: int | None = None
     shop: dict[str, object] | None = None  # the staging app on Puma, while it runs
+    front: dict[str, object] | None = None  # nginx in front of the shop, while it runs
 
     @property
     def pseudonym_key(self) -> str:
@@ -148,7 +149,8 @@ def load(directory: Path | None = None) -> SandboxInfo:
 
 def environment_parts(info: SandboxInfo) -> dict[str, object]:
     """The sandbox's ``ssh`` and ``tunnel_db`` for rung 3, what this machine lacks, ``staging``
-    with its app (the shop on Puma) for rung 4, and the Flipper tables its app reads for rung 5."""
+    with its app (the shop on Puma) for rung 4, the Flipper tables its app reads for rung 5, and
+    ``load_balancer`` (nginx in front of the shop) for rung 6."""
     from ladder.connectors.flipper_config import sandbox_flipper
 
     parts = remote.environment_parts(info.directory, PRODUCTION_DB)
@@ -156,6 +158,8 @@ def environment_parts(info: SandboxInfo) -> dict[str, object]:
     staging = shop.staging_config(info.shop, info.staging_dsn)
     if staging is not None:
         parts["staging"] = staging
+    if info.front:  # nginx in front of the shop, for rung 6
+        parts["load_balancer"] = nginx.load_balancer(info.front)
     return parts
 
 
@@ -250,6 +254,7 @@ def _read(directory: Path) -> SandboxInfo:
             sizes=dict(state.get("sizes", {})),
             slow_user_id=state.get("slow_user_id"),
             shop=shop.running(directory),
+            front=nginx.running(directory),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise SandboxError(

@@ -234,6 +234,11 @@ def serve(
         return why
     (directory / UNAVAILABLE_FILE).unlink(missing_ok=True)
     if running(sandbox_dir) is not None:
+        state = running(sandbox_dir) or {}
+        from ladder.sandbox import nginx
+
+        if nginx.running(sandbox_dir) is None:
+            nginx.front(sandbox_dir, f"127.0.0.1:{state['port']}", staging_dsn)
         return None
     if not _has_tables(staging_dsn):
         from pydantic import SecretStr
@@ -258,7 +263,18 @@ def serve(
         (directory / STATE_FILE).write_text(json.dumps(state))
     say(f"the shop runs on Puma with rbtrace at {server.url} (staging)"
         + ("" if flipper_missing else ", reading Flipper flags from production"))  # fmt: skip
+    _front(sandbox_dir, server, staging_dsn, say)
     return None
+
+
+def _front(sandbox_dir: Path, server: ShopServer, dsn: str, say: Callable[[str], None]) -> None:
+    from ladder.sandbox import nginx
+
+    why = nginx.front(sandbox_dir, f"127.0.0.1:{server.port}", dsn)
+    if why:
+        say(f"{why}: rung 6 (replica_app) will be unavailable")
+    else:
+        say(f"nginx fronts the shop at {nginx.running(sandbox_dir)['url']}")  # type: ignore[index]
 
 
 def staging_config(state: dict[str, object] | None, staging_dsn: str) -> object | None:
@@ -276,6 +292,9 @@ def staging_config(state: dict[str, object] | None, staging_dsn: str) -> object 
 
 def stop(sandbox_dir: Path) -> None:
     """Stop the sandbox's shop, if it runs, and remove its directory."""
+    from ladder.sandbox import nginx
+
+    nginx.stop(sandbox_dir)
     directory = Path(sandbox_dir) / SHOP_DIR
     if directory.exists():
         ShopServer(directory, "").stop()

@@ -46,6 +46,12 @@ FILES = {
     ),
     "policy.yaml": "key: {env: LADDER_PSEUDONYM_KEY}\ntables: {}\n",
     "exists.yaml": "# already here\n",
+    "replica-env.yaml": (
+        "name: flowtest\nenvironment: env.yaml\nrungs:\n  replica_app:\n"
+        "    env: {LOG-LEVEL: debug}\n"
+    ),
+    "lb-env.yaml": "name: prod\nload_balancer: {kind: nginx, local: true}\n",
+    "replica-lb.yaml": "name: flowtest\nenvironment: lb-env.yaml\nrungs:\n  replica_app: {}\n",
 }
 DEAD = "host=127.0.0.1 port={port} dbname=shop user=ladder"
 OTHER = DEAD.replace("shop", "copy")
@@ -143,6 +149,15 @@ CASES = {
         "give exactly one of ID, --expired or --run",
     ),
     "unknown-command": Case(("escalat",), "no such command 'escalat'"),
+    # rung 6
+    "replica-env-name": Case(
+        ("escalate", "{tmp}/replica-env.yaml"),
+        "replica-env.yaml:5: rungs.replica_app.env: 'LOG-LEVEL' is not an environment variable",
+    ),
+    "replica-lb-incomplete": Case(
+        ("runbook", "check", "{tmp}/replica-lb.yaml"),
+        "load_balancer (nginx) needs map_include, pid_file, url, replica for rung 6",
+    ),
     # ladder tunnel open
     "tunnel-missing-runbook": Case(
         ("tunnel", "open", "--runbook", "{tmp}/nope.yaml"), "nope.yaml: file not found"

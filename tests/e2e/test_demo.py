@@ -98,6 +98,7 @@ def test_demo_climbs_the_sandbox_incident_and_leaves_no_lease(demo_env: dict[str
         assert all(f"user_id={user} " in line for line in flags["data"]["log_lines"])
         lease = next(x for x in report["leases"] if x["kind"] == "flipper_actor_gate")
         assert lease["state"] == "reverted" and "read back: off" in lease["outcome"]
+    _replica_app_climbed_or_says_why(report)
 
     # the second run reuses the sandbox and prints the human summary
     again = _ladder(demo_env, "demo")
@@ -110,3 +111,21 @@ def test_demo_climbs_the_sandbox_incident_and_leaves_no_lease(demo_env: dict[str
     if not missing:  # `sandbox down` stops the staging app too
         assert _ladder(demo_env, "sandbox", "down").returncode == 0
         assert not pid_alive(trace["data"]["target_pid"])
+
+
+def _replica_app_climbed_or_says_why(report: dict[str, object]) -> None:
+    """Rung 6 ran for real behind the sandbox's nginx, or names the package it lacks."""
+    from ladder.sandbox import nginx, shop
+
+    rung = next(r for r in report["rungs"] if r["name"] == "replica_app")  # type: ignore[attr-defined]
+    missing = shop.available() or nginx.available()
+    if missing:
+        assert rung["status"] == "unavailable" and missing in rung["reason"], rung
+        return
+    assert rung["status"] == "done", rung
+    data = rung["data"]
+    assert data["checks"][0].startswith("a request tagged by header reached the replica")
+    assert data["checks"][-1].startswith("an untagged request reached the app, not the replica")
+    assert data["curl"].startswith(f"curl -H 'X-Debug-Replica: {data['token']}' http://127.0.0.1:")
+    kinds = {lease["kind"] for lease in report["leases"]}  # type: ignore[attr-defined]
+    assert {"replica_process", "nginx_route"} <= kinds

@@ -7,8 +7,17 @@ require "shop/flags"
 module Shop
   # Routes a request to a controller action; the signed-in user comes from the
   # X-Shop-Impersonate header (staging only) or the `_shop_session` cookie ("user_id=42").
+  # Every answer says which process served it (X-Shop-Pid), so a test can tell a debug replica
+  # from the app behind the same load balancer.
   class Router
     def call(env)
+      status, headers, body = route(env)
+      [status, headers.merge("x-shop-pid" => Process.pid.to_s), body]
+    end
+
+    private
+
+    def route(env)
       request = Rack::Request.new(env)
       user_id = current_user_id(request)
       Flags.debug(request, user_id)
@@ -22,8 +31,6 @@ module Shop
       body = JSON.dump(error: e.class.name, message: e.message, backtrace: e.backtrace.first(5))
       [500, { "content-type" => "application/json" }, [body]]
     end
-
-    private
 
     def current_user_id(request)
       header = request.get_header("HTTP_X_SHOP_IMPERSONATE")

@@ -23,8 +23,8 @@ from pydantic import (
     field_validator,
 )
 
-from ladder.connectors.flipper_config import FlipperConfig
 from ladder.config_hosts import KubernetesConfig, LoadBalancerConfig, SSHConfig
+from ladder.connectors.flipper_config import FlipperConfig
 from ladder.connectors.log_source import LogSource
 from ladder.errors import ConfigError
 from ladder.incident import Incident, Source

@@ -16,7 +16,7 @@ app = typer.Typer(
 )
 
 # The commands, in the order `ladder --help` lists them.
-from cli import leases, policy, replica, run, runbook, sandbox, serve  # noqa: E402
+from cli import intake, leases, policy, replica, run, runbook, sandbox, serve  # noqa: E402
 
 app.command("demo")(run.demo)
 app.command("escalate")(run.escalate)
@@ -26,6 +26,7 @@ app.add_typer(runbook.app, name="runbook")
 app.add_typer(policy.app, name="policy")
 app.add_typer(replica.app, name="replica")
 app.add_typer(leases.app, name="leases")
+app.add_typer(intake.app, name="intake")
 
 
 def main() -> None:

@@ -58,9 +58,12 @@ def _at(obj: Any, path: str, kind: type | tuple[type, ...] = str, required: bool
     walked: list[str] = []
     for key in path.split("."):
         walked.append(key)
-        if not isinstance(cur, dict):
+        if isinstance(cur, list) and key.isdigit():
+            cur = cur[int(key)] if int(key) < len(cur) else None
+        elif isinstance(cur, dict):
+            cur = cur.get(key)
+        else:
             raise Rejected(400, f"{'.'.join(walked[:-1]) or 'body'}: expected an object")
-        cur = cur.get(key)
         if cur is None:
             if required:
                 raise Rejected(400, f"{path}: missing")

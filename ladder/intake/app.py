@@ -34,11 +34,13 @@ from ladder.intake.signatures import (
     verify_standard,
     verify_token,
 )
+from ladder.intake.writer import BatchWriter
 from ladder.sanitize.scrub import scrub_value
 
 __all__ = ["MAX_BODY", "create_app"]
 
 MAX_BODY = 1024 * 1024
+_INLINE_BODY = 64 * 1024  # bodies up to this size are checked and normalized on the event loop
 log = logging.getLogger("ladder.intake")
 
 _VERIFY: dict[str, Callable[[Mapping[str, str], bytes, list[str]], str | None]] = {
@@ -132,6 +134,7 @@ def create_app(
     lifespan: Any = None,
 ) -> Starlette:
     """The intake app over ``inbox``; ``on_commit`` is called after each accepted delivery."""
+    writer = BatchWriter(inbox)
 
     async def hook(request: Request) -> JSONResponse:
         source = request.path_params["source"]
@@ -139,10 +142,13 @@ def create_app(
             return _error(404, f"no enabled source {source[:40]!r}")
         try:
             body = await _body(request)
-            items, delivery, payload = await run_in_threadpool(
-                _prepare, config, source, request.headers, body
-            )
-            accepted = await run_in_threadpool(inbox.file, source, items, delivery, payload)
+            if len(body) <= _INLINE_BODY:  # cheaper than a hop to a worker thread
+                items, delivery, payload = _prepare(config, source, request.headers, body)
+            else:
+                items, delivery, payload = await run_in_threadpool(
+                    _prepare, config, source, request.headers, body
+                )
+            accepted = await writer.file((source, items, delivery, payload))
         except Rejected as exc:
             return _error(exc.status, exc.message)
         except Replay:

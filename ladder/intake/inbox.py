@@ -18,9 +18,10 @@ Every call is one short transaction; SQL is SQLAlchemy expressions with bound pa
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -138,8 +139,16 @@ class Inbox:
     def __init__(self, url: str | None = None) -> None:
         self.engine = make_engine(url or default_url())
         self.url = self.engine.url.render_as_string(hide_password=True)
+        self._lock = threading.Lock() if self.engine.dialect.name == "sqlite" else None
         with self._errors("open"), self.engine.begin() as conn:
             _metadata.create_all(conn, checkfirst=True)
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        """A write transaction. On SQLite, writers in this process take turns on a lock rather
+        than in SQLite's busy handler, which sleeps up to 100 ms between tries."""
+        with self._lock or nullcontext(), self.engine.begin() as conn:
+            yield conn
 
     def close(self) -> None:
         self.engine.dispose()
@@ -171,25 +180,36 @@ class Inbox:
         now = now or datetime.now(UTC)
         for attempt in range(5):
             try:
-                with self._errors("record an alert"), self.engine.begin() as conn:
-                    if not items:
-                        conn.execute(
-                            alerts.insert().values(
-                                received_at=now, source=source, delivery_id=delivery_id,
-                                status="ignored", payload=payload,
-                            )
-                        )  # fmt: skip
-                        return []
-                    return [
-                        self._file_one(conn, item, now, delivery_id if i == 0 else None)
-                        for i, item in enumerate(items)
-                    ]
+                with self._errors("record an alert"), self._write() as conn:
+                    return self._file_delivery(conn, source, items, delivery_id, payload, now)
             except sa.exc.IntegrityError as exc:
                 if delivery_id is not None and "delivery_id" in str(exc.orig):
                     raise Replay() from None
                 if attempt == 4:  # two writers kept opening the same record (PostgreSQL)
                     raise InboxError(f"intake inbox {self.url}: cannot record an alert") from None
         raise AssertionError("unreachable")
+
+    def _file_delivery(
+        self,
+        conn: sa.Connection,
+        source: str,
+        items: list[NewAlert],
+        delivery_id: str | None,
+        payload: Any,
+        now: datetime,
+    ) -> list[Accepted]:
+        if not items:
+            conn.execute(
+                alerts.insert().values(
+                    received_at=now, source=source, delivery_id=delivery_id,
+                    status="ignored", payload=payload,
+                )
+            )  # fmt: skip
+            return []
+        return [
+            self._file_one(conn, item, now, delivery_id if i == 0 else None)
+            for i, item in enumerate(items)
+        ]
 
     def _file_one(
         self, conn: sa.Connection, item: NewAlert, now: datetime, delivery_id: str | None
@@ -281,7 +301,7 @@ class Inbox:
             ).scalar()
 
     def dispatched(self, record_id: str, flow_run_id: str) -> None:
-        with self._errors("record a dispatch"), self.engine.begin() as conn:
+        with self._errors("record a dispatch"), self._write() as conn:
             conn.execute(
                 records.update()
                 .where(records.c.id == record_id)
@@ -290,7 +310,7 @@ class Inbox:
             )  # fmt: skip
 
     def retry_later(self, record_id: str, when: datetime, error: str) -> None:
-        with self._errors("record a failed dispatch"), self.engine.begin() as conn:
+        with self._errors("record a failed dispatch"), self._write() as conn:
             conn.execute(
                 records.update()
                 .where(records.c.id == record_id)

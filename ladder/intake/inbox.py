@@ -32,7 +32,35 @@ from ladder.errors import LadderError
 from ladder.leases import UtcDateTime, default_url, make_engine
 from ladder.secrets import scrub
 
-__all__ = ["Accepted", "Inbox", "InboxError", "NewAlert", "Record", "Replay"]
+__all__ = [
+    "INTAKE_RECORD_LABEL", "Accepted", "Inbox", "InboxError", "NewAlert", "Record", "Replay",
+    "alert_count", "incident_of",
+]  # fmt: skip
+
+#: the label that ties a run's incident to its inbox record (the report shows the record's count)
+INTAKE_RECORD_LABEL = "intake_record"
+
+
+def incident_of(item: NewAlert, record_id: str) -> dict[str, Any]:
+    """The incident a new record starts: named after the record, and labelled with it."""
+    labels = {**item.incident.get("labels", {}), INTAKE_RECORD_LABEL: record_id}
+    return {**item.incident, "id": f"{item.source}-{record_id[:12]}", "labels": labels}
+
+
+def alert_count(record_id: str, url: str | None = None) -> int | None:
+    """How many alerts the record has counted; None when the inbox cannot be read."""
+    try:
+        inbox = Inbox(url)
+    except (InboxError, LadderError):
+        return None
+    try:
+        rec = inbox.record(record_id)
+    except InboxError:
+        return None
+    finally:
+        inbox.close()
+    return rec.count if rec else None
+
 
 ALERTS = "ladder_intake_alerts"
 RECORDS = "ladder_intake_records"
@@ -258,7 +286,7 @@ class Inbox:
                 conn.execute(records.update().where(records.c.id == row.id).values(open_key=None))
             record_id = uuid.uuid4().hex
             state = "pending" if item.runbook else "unmatched"
-            incident = {**item.incident, "id": f"{item.source}-{record_id[:12]}"}
+            incident = incident_of(item, record_id)
             conn.execute(
                 records.insert().values(
                     id=record_id, source=item.source, fingerprint=item.fingerprint,

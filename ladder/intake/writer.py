@@ -17,7 +17,16 @@ from typing import Any
 import sqlalchemy as sa
 from anyio import to_thread
 
-from ladder.intake.inbox import Accepted, Inbox, InboxError, NewAlert, Replay, alerts, records
+from ladder.intake.inbox import (
+    Accepted,
+    Inbox,
+    InboxError,
+    NewAlert,
+    Replay,
+    alerts,
+    incident_of,
+    records,
+)
 
 __all__ = ["BatchWriter", "file_batch"]
 
@@ -91,7 +100,7 @@ def _file_set_based(conn: sa.Connection, deliveries: list[Delivery], now: dateti
                         "open_key": key if item.window > timedelta(0) else None, "state": state,
                         "count": 1, "first_seen": now, "last_seen": now,
                         "window_ends": now + item.window,
-                        "incident": {**item.incident, "id": f"{item.source}-{rid[:12]}"},
+                        "incident": incident_of(item, rid),
                         "attempts": 0, "next_attempt_at": now if item.runbook else None,
                         "closed_at": None, "flow_run_id": None, "last_error": None, "_rec": rec,
                     })  # fmt: skip

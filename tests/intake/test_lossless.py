@@ -64,6 +64,7 @@ def test_sigkill_and_restart_lose_nothing_and_double_nothing(
 ) -> None:
     proc = Intake(tmp_path, write_config(tmp_path, deployment[0]), prefect_server).start()
     accepted: list[tuple[str, str]] = []  # (key, record) of every 202
+    unknown: list[str] = []  # requests cut off by a kill: counted once more, or not
     stop = threading.Event()
     keys = [uuid.uuid4().hex for _ in range(40)]
 
@@ -77,8 +78,9 @@ def test_sigkill_and_restart_lose_nothing_and_double_nothing(
                     r = client.post(
                         f"{proc.url}/hooks/datadog", content=body, headers=signed("datadog", body)
                     )
-                except httpx.HTTPError:
-                    time.sleep(0.05)  # the intake is down: a sender retries
+                except httpx.HTTPError:  # the intake is down: a sender retries
+                    unknown.append(key)  # committed or not: the answer never came
+                    time.sleep(0.05)
                     continue
                 if r.status_code == 202:
                     accepted.append((key, r.json()["alerts"][0]["record"]))
@@ -104,8 +106,9 @@ def test_sigkill_and_restart_lose_nothing_and_double_nothing(
             timeout=90,
             what="every record to be dispatched",
         )
-        # nothing lost: every 202 is counted on its record
-        assert sum(r["count"] for r in records) == len(accepted)
+        # nothing lost: every 202 is counted on its record (a request the kill cut off before
+        # its answer may be counted too: its sender sent it again, as Datadog would)
+        assert len(accepted) <= sum(r["count"] for r in records) <= len(accepted) + len(unknown)
         assert {rec for _, rec in accepted} == {r["id"] for r in records}
         # nothing doubled: one record per fingerprint, one run per record
         assert len({r["fingerprint"] for r in records}) == len(records) == len(keys)

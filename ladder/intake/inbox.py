@@ -168,11 +168,11 @@ class Inbox:
         self.engine = make_engine(url or default_url())
         self.url = self.engine.url.render_as_string(hide_password=True)
         self._lock = threading.Lock() if self.engine.dialect.name == "sqlite" else None
-        with self._errors("open"), self.engine.begin() as conn:
+        with self.errors("open"), self.engine.begin() as conn:
             _metadata.create_all(conn, checkfirst=True)
 
     @contextmanager
-    def _write(self) -> Iterator[sa.Connection]:
+    def write_transaction(self) -> Iterator[sa.Connection]:
         """A write transaction. On SQLite, writers in this process take turns on a lock rather
         than in SQLite's busy handler, which sleeps up to 100 ms between tries."""
         with self._lock or nullcontext(), self.engine.begin() as conn:
@@ -182,7 +182,7 @@ class Inbox:
         self.engine.dispose()
 
     @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
+    def errors(self, doing: str) -> Iterator[None]:
         try:
             yield
         except sa.exc.IntegrityError:
@@ -208,7 +208,7 @@ class Inbox:
         now = now or datetime.now(UTC)
         for attempt in range(5):
             try:
-                with self._errors("record an alert"), self._write() as conn:
+                with self.errors("record an alert"), self.write_transaction() as conn:
                     return self._file_delivery(conn, source, items, delivery_id, payload, now)
             except sa.exc.IntegrityError as exc:
                 if delivery_id is not None and "delivery_id" in str(exc.orig):
@@ -311,7 +311,7 @@ class Inbox:
     def due(self, now: datetime | None = None, limit: int = 50) -> list[Record]:
         """Pending records whose next attempt is due, oldest first."""
         now = now or datetime.now(UTC)
-        with self._errors("read pending alerts"), self.engine.connect() as conn:
+        with self.errors("read pending alerts"), self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(records)
                 .where(records.c.state == "pending", records.c.next_attempt_at <= now)
@@ -321,7 +321,7 @@ class Inbox:
         return [_record(r) for r in rows]
 
     def next_due(self) -> datetime | None:
-        with self._errors("read pending alerts"), self.engine.connect() as conn:
+        with self.errors("read pending alerts"), self.engine.connect() as conn:
             return conn.execute(
                 sa.select(sa.func.min(records.c.next_attempt_at)).where(
                     records.c.state == "pending"
@@ -329,7 +329,7 @@ class Inbox:
             ).scalar()
 
     def dispatched(self, record_id: str, flow_run_id: str) -> None:
-        with self._errors("record a dispatch"), self._write() as conn:
+        with self.errors("record a dispatch"), self.write_transaction() as conn:
             conn.execute(
                 records.update()
                 .where(records.c.id == record_id)
@@ -338,7 +338,7 @@ class Inbox:
             )  # fmt: skip
 
     def retry_later(self, record_id: str, when: datetime, error: str) -> None:
-        with self._errors("record a failed dispatch"), self._write() as conn:
+        with self.errors("record a failed dispatch"), self.write_transaction() as conn:
             conn.execute(
                 records.update()
                 .where(records.c.id == record_id)
@@ -349,18 +349,18 @@ class Inbox:
     # --- reading ---------------------------------------------------------------------------
 
     def records(self, limit: int = 200) -> list[Record]:
-        with self._errors("list records"), self.engine.connect() as conn:
+        with self.errors("list records"), self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(records).order_by(records.c.last_seen.desc()).limit(limit)
             ).all()
         return [_record(r) for r in rows]
 
     def record(self, record_id: str) -> Record | None:
-        with self._errors("read a record"), self.engine.connect() as conn:
+        with self.errors("read a record"), self.engine.connect() as conn:
             row = conn.execute(sa.select(records).where(records.c.id == record_id)).first()
         return _record(row) if row else None
 
     def alert_count(self) -> int:
         """Alerts received (every row of the alerts table)."""
-        with self._errors("count alerts"), self.engine.connect() as conn:
+        with self.errors("count alerts"), self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(alerts)).scalar_one()

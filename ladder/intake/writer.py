@@ -137,7 +137,7 @@ def file_batch(inbox: Inbox, deliveries: list[Delivery]) -> list[Result]:
     the same record), is filed delivery by delivery."""
     if not any(i.status == "resolved" for d in deliveries for i in d[1]):
         try:
-            with inbox._errors("record alerts"), inbox._write() as conn:
+            with inbox.errors("record alerts"), inbox.write_transaction() as conn:
                 return _file_set_based(conn, deliveries, datetime.now(UTC))
         except (sa.exc.IntegrityError, InboxError):
             pass

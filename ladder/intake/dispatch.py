@@ -93,6 +93,8 @@ class Dispatcher:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Prefect down, refusing, or the deployment missing
+                if type(exc).__name__ == "ObjectNotFound":
+                    self._deployment_id = None  # look it up again: it may be re-created
                 delay = min(self.max_backoff, 2.0 ** min(record.attempts, 16))
                 delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
                 why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

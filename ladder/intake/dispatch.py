@@ -39,7 +39,7 @@ class Dispatcher:
         inbox: Inbox,
         deployment: str,
         *,
-        concurrency: int = 8,
+        concurrency: int = 2,
         poll_seconds: float = 2.0,
         max_backoff: float = 30.0,
     ) -> None:

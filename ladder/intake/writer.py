@@ -113,7 +113,7 @@ def _file_set_based(conn: sa.Connection, deliveries: list[Delivery], now: dateti
     if to_close:
         conn.execute(
             records.update().where(records.c.id == sa.bindparam("rid")).values(open_key=None),
-            to_close,
+            sorted(to_close, key=lambda r: r["rid"]),
         )
     if new_records:
         for r in new_records:  # a record opened and counted in this batch goes in with its count
@@ -124,7 +124,8 @@ def _file_set_based(conn: sa.Connection, deliveries: list[Delivery], now: dateti
             records.update()
             .where(records.c.id == sa.bindparam("rid"))
             .values(count=records.c.count + sa.bindparam("n"), last_seen=now),
-            [{"rid": rid, "n": n} for rid, n in counted.items()],
+            # in id order, so two writers (PostgreSQL) lock the rows in the same order
+            [{"rid": rid, "n": n} for rid, n in sorted(counted.items())],
         )
     if alert_rows:
         conn.execute(alerts.insert(), alert_rows)

@@ -21,6 +21,7 @@ from typing import Any
 from anyio import to_thread
 
 from ladder.intake.inbox import Inbox, Record
+from ladder.secrets import scrub
 
 __all__ = ["Dispatcher", "idempotency_key"]
 
@@ -97,7 +98,7 @@ class Dispatcher:
                     self._deployment_id = None  # look it up again: it may be re-created
                 delay = min(self.max_backoff, 2.0 ** min(record.attempts, 16))
                 delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
-                why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                why = scrub(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
                 log.warning("intake: run for %s not created yet (%s)", record.id, why)
                 when = datetime.now(UTC) + timedelta(seconds=delay)
                 await to_thread.run_sync(self.inbox.retry_later, record.id, when, why)

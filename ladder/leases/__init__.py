@@ -43,12 +43,20 @@ from pydantic import BaseModel, ValidationError
 from ladder.errors import LeaseError
 from ladder.leases._model import OPEN_STATES, Lease, LeaseState, lease_from_row
 from ladder.leases._secret_scan import check_no_secrets
-from ladder.leases._store import TABLE_NAME, default_url, leases_table, make_engine, metadata
+from ladder.leases._store import (
+    TABLE_NAME,
+    UtcDateTime,
+    default_url,
+    leases_table,
+    make_engine,
+    metadata,
+)
 from ladder.secrets import scrub
 
 __all__ = [
     "OPEN_STATES", "TABLE_NAME", "Lease", "LeaseLedger", "LeaseState",
-    "UndoFn", "check_no_secrets", "default_url", "leased", "leases_table",
+    "UndoFn", "UtcDateTime", "check_no_secrets", "default_url", "leased", "leases_table",
+    "make_engine",
     "register_undo", "undo_kinds",
 ]  # fmt: skip
 

@@ -19,13 +19,13 @@ from ladder.errors import LeaseError
 from ladder.secrets import scrub
 from ladder.settings import settings
 
-__all__ = ["TABLE_NAME", "default_url", "leases_table", "make_engine", "metadata"]
+__all__ = ["TABLE_NAME", "UtcDateTime", "default_url", "leases_table", "make_engine", "metadata"]
 
 TABLE_NAME = "ladder_leases"
 _BUSY_SECONDS = 30  # how long a SQLite writer waits for another one
 
 
-class _UtcDateTime(sa.types.TypeDecorator[datetime]):
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
     """Aware UTC datetimes on every backend (SQLite stores them naive)."""
 
     impl = sa.DateTime(timezone=True)
@@ -52,12 +52,12 @@ leases_table = sa.Table(
     sa.Column("target", sa.String(500), nullable=False),
     sa.Column("description", sa.Text, nullable=False, default=""),
     sa.Column("owner", sa.String(200), nullable=False, index=True),
-    sa.Column("created_at", _UtcDateTime, nullable=False),
-    sa.Column("expires_at", _UtcDateTime, nullable=False, index=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False, index=True),
     sa.Column("state", sa.String(20), nullable=False, index=True),
     sa.Column("undo", sa.JSON, nullable=False),
     sa.Column("outcome", sa.Text, nullable=True),
-    sa.Column("reverted_at", _UtcDateTime, nullable=True),
+    sa.Column("reverted_at", UtcDateTime, nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
 )
 

@@ -233,6 +233,9 @@ def scrub_series(s: pd.Series) -> pd.Series:
 
 
 _scrub_key = functools.lru_cache(maxsize=8192)(scrub_text)
+# Short strings repeat (alert payloads, log fields): scrub each once. scrub_text is pure.
+_scrub_short = functools.lru_cache(maxsize=65536)(scrub_text)
+_SHORT = 256
 
 
 def scrub_value(obj: Any) -> Any:
@@ -253,7 +256,7 @@ def scrub_value(obj: Any) -> Any:
     if isinstance(obj, tuple):
         return tuple(scrub_value(v) for v in obj)
     if isinstance(obj, str):
-        return scrub_text(obj)
+        return _scrub_short(obj) if len(obj) <= _SHORT else scrub_text(obj)
     if isinstance(obj, int) and not isinstance(obj, bool) and abs(obj) >= 1_000_000:
         text = str(obj)
         scrubbed = scrub_text(text)

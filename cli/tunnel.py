@@ -6,7 +6,7 @@ import getpass
 import os
 import re
 import signal
-import time
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -43,12 +43,13 @@ def parse_ttl(text: str) -> timedelta:
     return ttl
 
 
-class _Stop(Exception):
-    """SIGTERM: end like Ctrl-C, closing the tunnel."""
+_STOP = threading.Event()  # Ctrl-C or SIGTERM: close the tunnel at the next check
 
 
-def _on_sigterm(*_: Any) -> None:
-    raise _Stop
+def _ask_stop(*_: Any) -> None:
+    # A flag, not an exception: an exception raised at any point (inside a ledger transaction,
+    # say) left SQLite locked, and closing the tunnel then waited on its own lock.
+    _STOP.set()
 
 
 @app.command("open")
@@ -86,7 +87,8 @@ def open_tunnel(
     settings = loaded.runbook.rungs.settings("tunnel") or TunnelSettings()
     lifetime = chosen or timedelta(minutes=settings.ttl_minutes)  # type: ignore[attr-defined]
     ledger = LeaseLedger()
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    _STOP.clear()
+    previous = {sig: signal.signal(sig, _ask_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         tunnel = open_read_only_tunnel(
             env,
@@ -102,10 +104,9 @@ def open_tunnel(
         out.print(f"psql '{tunnel.dsn}'")
         out.print(f"open until {expires:%H:%M:%S} UTC; Ctrl-C closes it now")
         why = _watch(tunnel, read_status, ledger)
-    except (KeyboardInterrupt, _Stop):
-        why = "closed on request"
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if "tunnel" in locals():
             lease = ledger.revert(tunnel.lease.id)
             out.print(f"{lease.outcome}")
@@ -120,8 +121,7 @@ def _watch(tunnel: Any, read_status: Any, ledger: Any) -> str:
     from ladder.procs import pid_alive
 
     seen = len(read_status(tunnel.keeper.run_dir).get("events", []))
-    while True:
-        time.sleep(0.5)
+    while not _STOP.wait(0.5):
         status = read_status(tunnel.keeper.run_dir)
         events = status.get("events", [])
         for event in events[seen:] if len(events) > seen else []:
@@ -136,3 +136,4 @@ def _watch(tunnel: Any, read_status: Any, ledger: Any) -> str:
             return "closed: its TTL passed"
         if status.get("state") == "closed" or not pid_alive(tunnel.keeper.pid):
             return "closed: its keeper stopped"
+    return "closed on request"

@@ -19,6 +19,7 @@ now, waits for the detach, and only then falls back to SIGKILL plus removing the
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -34,7 +35,11 @@ __all__ = [
 
 MIN_MSGMNB = 1024 * 1024
 EVAL_TIMEOUT = 5  # rbtrace's own attach/eval timeout, seconds
-SETTLE = 2.0  # seconds for the target to take the selectors sent after the attach (no ack)
+# Seconds for the target to take the selectors rbtrace sends after the attach: the target does
+# answer each one, but the client prints nothing of it, so the only way is to wait; each
+# selector is a message and a signal to the target (2 s once lost one of three under load).
+SETTLE = 2.0
+SETTLE_PER_SELECTOR = 1.0
 _EXCEPTION = re.compile(r"^#<(?P<cls>[A-Z]\w*(?:::[A-Z]\w*)*): (?P<message>.*)>$", re.S)
 _SAFE_PATH = re.compile(r"^/[\w./-]+$")
 
@@ -198,14 +203,16 @@ def tracer_argv(
 def start_tracer(
     host: Host, target: int, methods: Sequence[str], slow_ms: int | None, seconds: int, output: str
 ) -> Tracer:
-    """Attach a tracer to ``target`` that stops by itself (SIGINT) after ``seconds``."""
-    pid = spawn(host, tracer_argv(target, methods, slow_ms, seconds), output)
+    """Attach a tracer to ``target`` that stops by itself (SIGINT) ``seconds`` after its method
+    selectors have settled (returned then)."""
+    settle = SETTLE + SETTLE_PER_SELECTOR * len(methods)
+    pid = spawn(host, tracer_argv(target, methods, slow_ms, seconds + math.ceil(settle)), output)
     tracer = Tracer(pid, target, output)
     deadline = time.monotonic() + EVAL_TIMEOUT + 5
     while time.monotonic() < deadline:
         text = host.run(["cat", "--", output], timeout=30).stdout
         if f"attached to process {target}" in text:
-            time.sleep(SETTLE)  # rbtrace sends its method selectors after attaching, unacknowledged
+            time.sleep(settle)
             return tracer
         if not alive(host, pid):
             raise RbtraceError(f"{host.label}: {explain(target, _said(text))}")

@@ -91,10 +91,10 @@ def run_trace(
                 description="a tracer attached to a staging Puma process",
             )
         )  # fmt: skip
-        started = time.monotonic()
         tracer = rbtrace.start_tracer(
             host, target.pid, plan.methods, plan.slow_ms, plan.seconds, output
         )
+        started = time.monotonic()  # the tracer's duration counts from here
         ledger.activate(taken[-1].id)
         replayed = replay(plan.base_url, plan.requests, plan.identity)
         say(f"replayed {len(replayed)} request(s): {[r.status for r in replayed]}")

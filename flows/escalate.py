@@ -76,12 +76,14 @@ def _revert_leases(owner: str) -> list[LeaseRecord]:
     ]
 
 
-def _on_cancellation(flow: Any, run: Any, state: Any) -> None:
-    _after_cancel_or_crash(run, state, "cancelled")
+# Prefect calls a flow's hooks positionally in the run's own process and by keyword
+# (``flow=, flow_run=, state=``) in the runner that killed it: the names must be these.
+def _on_cancellation(flow: Any, flow_run: Any, state: Any) -> None:
+    _after_cancel_or_crash(flow_run, state, "cancelled")
 
 
-def _on_crashed(flow: Any, run: Any, state: Any) -> None:
-    _after_cancel_or_crash(run, state, "failed")
+def _on_crashed(flow: Any, flow_run: Any, state: Any) -> None:
+    _after_cancel_or_crash(flow_run, state, "failed")
 
 
 def _after_cancel_or_crash(run: Any, state: Any, outcome: str) -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from prefect import get_client
 
 from ladder.errors import CheckpointError
 from ladder.incident import Incident
+from ladder.sandbox.cluster import Cluster
 
 WINDOW_END = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
 WINDOW_START = WINDOW_END - timedelta(minutes=10)
@@ -161,3 +163,44 @@ def test_a_checkpoint_that_times_out_stops_the_run(prefect_server: str, home: Pa
     with get_client(sync_client=True) as client:
         state = client.read_flow_run(UUID(report["flow_run_id"])).state
     assert state is not None and state.type.value == "COMPLETED", state
+
+
+@pytest.mark.parametrize("hook", ["on_cancellation", "on_crashed"])
+def test_the_runner_s_hooks_revert_a_killed_run_s_leases_and_leave_a_report(
+    prefect_server: str, home: Path, pg_cluster: Cluster, hook: str
+) -> None:
+    """A run that does not stop on SIGTERM is SIGKILLed: then only the runner's hooks, called
+    the way Prefect's runner calls them, are left to give back what the run held."""
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.runner._hook_runner import _run_hooks
+    from prefect.states import Cancelling, Crashed
+
+    from flows.escalate import escalate
+    from ladder.connectors.postgres import create_database, database_exists
+    from ladder.leases import LeaseLedger, LeaseState
+    from tasks.report import report_stem
+
+    run_id = uuid4()
+    server, dbname = pg_cluster.dsn(), f"hooked_{run_id.hex[:10]}"
+    ledger = LeaseLedger()
+    lease = ledger.take(
+        "postgres_database", f"database {dbname}", owner=str(run_id), ttl=timedelta(hours=1),
+        undo={"server": server, "dbname": dbname},
+    )  # fmt: skip
+    create_database(server, dbname)
+    ledger.activate(lease.id)
+    rb = _runbook(home, "  evidence: {}\n")
+    params = {"runbook": str(rb), "incident": INCIDENT.model_dump(mode="json")}
+    run = FlowRun(id=run_id, flow_id=uuid4(), name="killed-run", parameters=params)
+    hooks = getattr(escalate, f"{hook}_hooks")
+    state = Cancelling() if hook == "on_cancellation" else Crashed(message="worker died")
+
+    asyncio.run(_run_hooks(hooks, run, escalate, state))
+
+    assert ledger.get(lease.id).state is LeaseState.REVERTED
+    assert not database_exists(server, dbname)
+    report = json.loads(report_stem(INCIDENT.id, str(run_id)).with_suffix(".json").read_text())
+    assert report["outcome"] == ("cancelled" if hook == "on_cancellation" else "failed")
+    assert [(x["kind"], x["state"]) for x in report["leases"]] == [
+        ("postgres_database", "reverted")
+    ]

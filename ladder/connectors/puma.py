@@ -78,7 +78,7 @@ class PumaServer:
 
 
 def _processes(host: Host) -> list[tuple[int, int, str]]:
-    res = host.run(["ps", "-eo", "pid=,ppid=,args="], timeout=30)
+    res = host.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], timeout=30)
     if not res.ok:
         raise ConnectorError(f"{host.label}: cannot list processes: {res.tail()}")
     out = []

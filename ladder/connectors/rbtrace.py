@@ -12,14 +12,15 @@ What rbtrace does (Debian ruby-rbtrace 0.4.14; see FACTS.md "Puma + rbtrace"):
   later attach fails until it is removed (:func:`preflight` removes a stale one).
 - ``kernel.msgmnb`` below 1 MiB loses events; as root rbtrace raises it itself.
 
-A tracer (:func:`start_tracer`) runs detached on the host under ``timeout -s INT``, so it stops
+A tracer (:func:`start_tracer`) is rbtrace's own client run with one added line that prints
+the target's answer to each method selector, so Ladder knows when tracing has begun. It runs
+detached on the host under ``timeout -s INT``, so it stops
 with SIGINT (and detaches) at its deadline even if Ladder dies; :func:`stop_tracer` sends SIGINT
 now, waits for the detach, and only then falls back to SIGKILL plus removing the socket.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Sequence
@@ -35,11 +36,19 @@ __all__ = [
 
 MIN_MSGMNB = 1024 * 1024
 EVAL_TIMEOUT = 5  # rbtrace's own attach/eval timeout, seconds
-# Seconds for the target to take the selectors rbtrace sends after the attach: the target does
-# answer each one, but the client prints nothing of it, so the only way is to wait; each
-# selector is a message and a signal to the target (2 s once lost one of three under load).
-SETTLE = 2.0
-SETTLE_PER_SELECTOR = 1.0
+# The target answers each method selector (``add``) with the tracer's id once its hook is in,
+# but rbtrace's client keeps that answer to itself: Ladder runs the client with a line that
+# prints it, and waits for one such line per selector instead of guessing how long it takes.
+TRACING = "*** ladder: tracing "
+_ACKING_CLIENT = (
+    'require "rbtrace/cli"; class RBTracer; alias_method :ladder_process_line, :process_line; '
+    "def process_line(line); cmd = parse_cmd(line); ladder_process_line(line); "
+    f'STDERR.puts("{TRACING}#{{cmd[2]}}") if cmd.is_a?(Array) && cmd[0] == "add" && '
+    "cmd[1] != -1; end; end; RBTraceCLI.run"
+)
+# A tracer with no method selector (``--slow`` alone) gets no answer to wait for.
+SETTLE_WITHOUT_SELECTORS = 1.0
+ATTACH_WAIT = EVAL_TIMEOUT + 10  # seconds for the attach and every selector's answer
 _EXCEPTION = re.compile(r"^#<(?P<cls>[A-Z]\w*(?:::[A-Z]\w*)*): (?P<message>.*)>$", re.S)
 _SAFE_PATH = re.compile(r"^/[\w./-]+$")
 
@@ -118,7 +127,7 @@ def load_file(host: Host, pid: int, path: str) -> str:
 
 def tracer_clients(host: Host, pid: int) -> list[int]:
     """Pids of rbtrace clients attached to ``pid`` on ``host`` (by their command line)."""
-    res = host.run(["ps", "-eo", "pid=,args="], timeout=30)
+    res = host.run(["ps", "-ww", "-eo", "pid=,args="], timeout=30)  # -ww: never cut
     found = []
     for line in res.stdout.splitlines():
         parts = line.split(None, 1)
@@ -191,7 +200,8 @@ class Tracer:
 def tracer_argv(
     target: int, methods: Sequence[str], slow_ms: int | None, seconds: int
 ) -> list[str]:
-    argv = ["timeout", "-s", "INT", "-k", "10", str(seconds), "rbtrace", "-p", str(target)]
+    argv = ["timeout", "-s", "INT", "-k", "10", str(seconds + ATTACH_WAIT)]
+    argv += ["ruby", "-e", _ACKING_CLIENT, "--", "-p", str(target)]
     argv += ["--timeout", str(EVAL_TIMEOUT)]
     if slow_ms is not None:
         argv += ["--slow", str(slow_ms)]
@@ -203,21 +213,31 @@ def tracer_argv(
 def start_tracer(
     host: Host, target: int, methods: Sequence[str], slow_ms: int | None, seconds: int, output: str
 ) -> Tracer:
-    """Attach a tracer to ``target`` that stops by itself (SIGINT) ``seconds`` after its method
-    selectors have settled (returned then)."""
-    settle = SETTLE + SETTLE_PER_SELECTOR * len(methods)
-    pid = spawn(host, tracer_argv(target, methods, slow_ms, seconds + math.ceil(settle)), output)
+    """Attach a tracer to ``target``; returned once the target has taken every method selector.
+    It stops by itself (SIGINT) ``seconds`` after that at the latest, even if Ladder dies."""
+    pid = spawn(host, tracer_argv(target, methods, slow_ms, seconds), output)
     tracer = Tracer(pid, target, output)
-    deadline = time.monotonic() + EVAL_TIMEOUT + 5
+    deadline = time.monotonic() + ATTACH_WAIT
+    text = ""
     while time.monotonic() < deadline:
         text = host.run(["cat", "--", output], timeout=30).stdout
-        if f"attached to process {target}" in text:
-            time.sleep(settle)
+        if "unable to add tracer" in text:
+            stop_tracer(host, tracer)
+            raise RbtraceError(f"{host.label}: pid {target} refused a method selector: {_said(text)}")
+        attached = f"attached to process {target}" in text
+        if attached and text.count(TRACING) >= len(methods):
+            if not methods:
+                time.sleep(SETTLE_WITHOUT_SELECTORS)
             return tracer
         if not alive(host, pid):
             raise RbtraceError(f"{host.label}: {explain(target, _said(text))}")
         time.sleep(0.2)
     stop_tracer(host, tracer)
+    if f"attached to process {target}" in text:
+        raise RbtraceError(
+            f"{host.label}: pid {target} took {text.count(TRACING)} of {len(methods)} method "
+            f"selectors in {ATTACH_WAIT} s: it is busy or blocked"
+        )
     raise RbtraceError(f"{host.label}: the tracer did not attach to pid {target} in time")
 
 

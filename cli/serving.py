@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from cli import entrypoints
+from ladder.config import load_runbook
 from ladder.errors import ConfigError, LadderError
 
 MANIFEST = entrypoints.PROJECT_ROOT / "prefect.yaml"
@@ -212,6 +213,7 @@ def serve(host: str, port: int, runbook: str | None, say: Callable[[str], None])
     deployments = manifest()  # a broken manifest fails before a server is started
     if runbook:
         runbook = str(Path(runbook).resolve())
+        load_runbook(runbook)  # a typo fails here, not in the first run started from the UI
     # runs start in this process's directory: the project's, as prefect.yaml's pull step does
     # for workers, so a runbook typed in the form as runbooks/... is found wherever serve started
     os.chdir(entrypoints.PROJECT_ROOT)

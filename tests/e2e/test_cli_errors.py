@@ -158,6 +158,10 @@ CASES = {
         ("runbook", "check", "{tmp}/replica-lb.yaml"),
         "load_balancer (nginx) needs map_include, pid_file, url, replica for rung 6",
     ),
+    # ladder serve: a typo in --runbook fails before any server starts
+    "serve-missing-runbook": Case(
+        ("serve", "--port", "{port}", "--runbook", "{tmp}/nope.yaml"), "nope.yaml: file not found"
+    ),
     # ladder tunnel open
     "tunnel-missing-runbook": Case(
         ("tunnel", "open", "--runbook", "{tmp}/nope.yaml"), "nope.yaml: file not found"

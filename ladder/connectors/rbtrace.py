@@ -37,15 +37,33 @@ __all__ = [
 MIN_MSGMNB = 1024 * 1024
 EVAL_TIMEOUT = 5  # rbtrace's own attach/eval timeout, seconds
 # The target answers each method selector (``add``) with the tracer's id once its hook is in,
-# but rbtrace's client keeps that answer to itself: Ladder runs the client with a line that
-# prints it, and waits for one such line per selector instead of guessing how long it takes.
+# but rbtrace's client keeps that answer to itself and does not make sure the target has read
+# every selector: a signal can land while the target is still reading the previous one, and the
+# rest then wait in the queue until something else wakes it. Ladder runs rbtrace's own client
+# with a few added lines: it prints each answer, and after sending the selectors it keeps
+# signalling the target (rbtrace's own ``wait``) until every one has been answered.
 TRACING = "*** ladder: tracing "
-_ACKING_CLIENT = (
-    'require "rbtrace/cli"; class RBTracer; alias_method :ladder_process_line, :process_line; '
-    "def process_line(line); cmd = parse_cmd(line); ladder_process_line(line); "
-    f'STDERR.puts("{TRACING}#{{cmd[2]}}") if cmd.is_a?(Array) && cmd[0] == "add" && '
-    "cmd[1] != -1; end; end; RBTraceCLI.run"
-)
+_ACKING_CLIENT = "; ".join([
+    'require "rbtrace/cli"',
+    "class RBTracer",
+    "alias_method :ladder_process_line, :process_line",
+    "def process_line(line)",
+    "cmd = parse_cmd(line)",
+    "ladder_process_line(line)",
+    '(@ladder_taken ||= []) << cmd[2] if cmd.is_a?(Array) && cmd[0] == "add" && cmd[1] != -1',
+    "end",
+    "alias_method :ladder_add, :add",
+    "def add(methods, slow = false)",
+    "ladder_add(methods, slow)",
+    "@ladder_sent = (@ladder_sent || 0) + Array(methods).count { |m| !m.strip.empty? }",
+    'wait("for the target to take the method selectors") { (@ladder_taken ||= []).size >= @ladder_sent }',
+    # said only once out of ``wait``, which swallows a SIGINT: Ladder may stop the tracer now
+    f'@ladder_taken.drop(@ladder_said || 0).each {{ |q| STDERR.puts("{TRACING}#{{q}}") }}',
+    "@ladder_said = @ladder_taken.size",
+    "end",
+    "end",
+    "RBTraceCLI.run",
+])  # fmt: skip
 # A tracer with no method selector (``--slow`` alone) gets no answer to wait for.
 SETTLE_WITHOUT_SELECTORS = 1.0
 ATTACH_WAIT = EVAL_TIMEOUT + 10  # seconds for the attach and every selector's answer
@@ -200,7 +218,7 @@ class Tracer:
 def tracer_argv(
     target: int, methods: Sequence[str], slow_ms: int | None, seconds: int
 ) -> list[str]:
-    argv = ["timeout", "-s", "INT", "-k", "10", str(seconds + ATTACH_WAIT)]
+    argv = ["timeout", "--foreground", "-s", "INT", "-k", "10", str(seconds + ATTACH_WAIT)]
     argv += ["ruby", "-e", _ACKING_CLIENT, "--", "-p", str(target)]
     argv += ["--timeout", str(EVAL_TIMEOUT)]
     if slow_ms is not None:

@@ -26,13 +26,13 @@ from pathlib import Path
 from ladder.config_hosts import LoadBalancerConfig
 from ladder.errors import SandboxError
 from ladder.procs import free_port, pid_alive
+from ladder.sandbox.service_state import UNAVAILABLE_FILE, recorded
 
 __all__ = ["NginxServer", "available", "front", "load_balancer", "running", "stop"]
 
 PACKAGE = "nginx-light"
 FRONT_DIR = "nginx"
 STATE_FILE = "nginx.json"
-UNAVAILABLE_FILE = "unavailable.txt"
 INCLUDE_START = b"# routes of tagged requests to debug replicas (Ladder adds and removes them)\n"
 
 _CONF = """\
@@ -218,16 +218,12 @@ def running(sandbox_dir: Path) -> dict[str, object] | None:
     """The sandbox's nginx as ``nginx.json`` says, if it runs; ``{"unavailable": why}`` when
     the machine has no nginx; None when it does not run."""
     directory = Path(sandbox_dir) / FRONT_DIR
-    why = directory / UNAVAILABLE_FILE
-    if why.exists():
-        return {"unavailable": why.read_text().strip()}
-    try:
-        state = json.loads((directory / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return None
+    state = recorded(directory, STATE_FILE)
+    if state is None or "unavailable" in state:
+        return state
     if NginxServer(directory, str(state.get("app"))).pid() is None:
         return None
-    return dict(state)
+    return state
 
 
 def stop(sandbox_dir: Path) -> None:

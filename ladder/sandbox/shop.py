@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ladder.errors import SandboxError
 from ladder.procs import child_env, free_port, pid_alive
+from ladder.sandbox.service_state import UNAVAILABLE_FILE, recorded
 
 APP = Path(__file__).with_name("shop_app")
 IMPERSONATE_HEADER = "X-Shop-Impersonate"
@@ -199,20 +200,15 @@ def _is_worker(pid: int, master: int) -> bool:
 
 SHOP_DIR = "shop"
 STATE_FILE = "shop.json"
-UNAVAILABLE_FILE = "unavailable.txt"
 
 
 def running(sandbox_dir: Path) -> dict[str, object] | None:
     """The sandbox's shop as ``shop.json`` says (url, pidfile, work_dir), if it is running."""
     directory = Path(sandbox_dir) / SHOP_DIR
-    why = directory / UNAVAILABLE_FILE
-    if why.exists():
-        return {"unavailable": why.read_text().strip()}
-    try:
-        state = json.loads((directory / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    server = ShopServer(directory, "", port=state.get("port"))
+    state = recorded(directory, STATE_FILE)
+    if state is None or "unavailable" in state:
+        return state
+    server = ShopServer(directory, "", port=state.get("port"))  # type: ignore[arg-type]
     if server.pid() is None:
         return None
     return {**state, "work_dir": str(directory / "work")}

@@ -214,6 +214,20 @@ def test_cluster_mode_traces_the_chosen_worker(
     assert all(fresh_eval(pid).ok for pid in workers)
 
 
+def test_tracer_is_ready_only_once_the_target_has_taken_every_selector(puma, work_dir) -> None:  # type: ignore[no-untyped-def]
+    """Every selector of several is in place when the tracer is handed back (the target used to
+    leave the second and third unread in its queue now and then, and they missed the replay)."""
+    host, pid = LocalHost(), puma.pid()
+    selectors = ["Shop::CheckoutService#call", "Shop::Payment#capture!", "Shop::DB.query(sql)"]
+    for attempt in range(8):
+        output = f"{work_dir}/rbtrace-{attempt}.out"
+        tracer = rbtrace.start_tracer(host, pid, selectors, None, 30, output)
+        said = Path(output).read_text()
+        rbtrace.stop_tracer(host, tracer)
+        assert said.count(rbtrace.TRACING) == len(selectors), said
+    assert fresh_eval(pid).ok
+
+
 def test_tracer_left_attached_is_detached_by_the_janitor(sshd, puma, ssh_key, work_dir) -> None:  # type: ignore[no-untyped-def]
     """The run died with the tracer attached: its lease's undo (run by the janitor) detaches it."""
     from ladder.connectors.hosts import HostRef

@@ -12,10 +12,11 @@ What rbtrace does (Debian ruby-rbtrace 0.4.14; see FACTS.md "Puma + rbtrace"):
   later attach fails until it is removed (:func:`preflight` removes a stale one).
 - ``kernel.msgmnb`` below 1 MiB loses events; as root rbtrace raises it itself.
 
-A tracer (:func:`start_tracer`) is rbtrace's own client run with one added line that prints
-the target's answer to each method selector, so Ladder knows when tracing has begun. It runs
-detached on the host under ``timeout -s INT``, so it stops
-with SIGINT (and detaches) at its deadline even if Ladder dies; :func:`stop_tracer` sends SIGINT
+A tracer (:func:`start_tracer`) is rbtrace's own client with a few added lines (``_ACKING_CLIENT``)
+that make sure the target has taken every method selector and say so, so Ladder knows when
+tracing has begun. It runs detached on the host under ``timeout --foreground -s INT`` (one
+SIGINT to the client only, not a second one to its process group), so it stops with SIGINT
+(and detaches) at its deadline even if Ladder dies; :func:`stop_tracer` sends SIGINT
 now, waits for the detach, and only then falls back to SIGKILL plus removing the socket.
 """
 
@@ -40,8 +41,8 @@ EVAL_TIMEOUT = 5  # rbtrace's own attach/eval timeout, seconds
 # but rbtrace's client keeps that answer to itself and does not make sure the target has read
 # every selector: a signal can land while the target is still reading the previous one, and the
 # rest then wait in the queue until something else wakes it. Ladder runs rbtrace's own client
-# with a few added lines: it prints each answer, and after sending the selectors it keeps
-# signalling the target (rbtrace's own ``wait``) until every one has been answered.
+# with a few added lines: after sending the selectors it keeps signalling the target (rbtrace's
+# own ``wait``) until every one has been answered, then prints one TRACING line per answer.
 TRACING = "*** ladder: tracing "
 _ACKING_CLIENT = "; ".join([
     'require "rbtrace/cli"',

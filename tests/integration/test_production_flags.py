@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from flags_helpers import OWNER, climb_state, write_runbook
+from servers import not_installed
 from servers.flipper import TOKEN, FlipperApiServer, ruby_enabled
 
 from ladder.connectors.flipper import FlipperTables
@@ -138,8 +139,9 @@ def test_the_guard_refuses_before_anything_is_written(flipper_tables: str, tmp_p
 def test_a_puma_app_using_flipper_logs_only_for_the_flagged_user(
     flipper_tables: str, tmp_path: Path
 ) -> None:
-    if available():
-        pytest.skip(f"no Puma on this machine (Debian package {available()})")
+    missing = available()
+    if missing:
+        not_installed("Puma", missing)
     server = ShopServer(
         tmp_path / "puma", flipper_tables, rbtrace=False, flipper_dsn=flipper_tables
     )

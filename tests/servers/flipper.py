@@ -26,6 +26,7 @@ from urllib.parse import unquote
 import pytest
 
 from ladder.sandbox.shop import activerecord_url, flipper_available
+from servers import not_installed
 
 CHECK = Path(__file__).with_name("flipper_check.rb")
 TOKEN = "Bearer test-flipper-token"
@@ -34,7 +35,7 @@ TOKEN = "Bearer test-flipper-token"
 def require_flipper() -> None:
     missing = flipper_available()
     if missing:
-        pytest.skip(f"no Ruby Flipper on this machine (Debian package {missing})")
+        not_installed("Ruby Flipper", missing)
 
 
 def ruby_enabled(dsn: str, feature: str, *actors: str) -> dict[str, bool]:

@@ -25,6 +25,7 @@ from ladder.procs import free_port
 from ladder.sandbox import nginx, shop
 from ladder.sandbox.nginx import NginxServer
 from ladder.sandbox.shop import APP, ShopServer
+from servers import not_installed
 
 __all__ = ["Front", "front"]
 
@@ -66,7 +67,7 @@ def front() -> Iterator[Front]:
     """The shop on Puma with nginx in front, for one test."""
     for missing in (nginx.available(), shop.available()):
         if missing:
-            pytest.skip(f"no nginx and Puma on this machine (Debian package {missing})")
+            not_installed("nginx and Puma", missing)
     directory = Path(tempfile.mkdtemp(prefix="route-front-"))
     directory.chmod(0o755)  # nginx's workers run as another user when the tests run as root
     app = ShopServer(directory / "app", NO_DATABASE, rbtrace=False)

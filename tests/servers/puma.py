@@ -16,6 +16,7 @@ import pytest
 
 from ladder.sandbox import shop
 from ladder.sandbox.shop import ShopServer
+from servers import not_installed
 
 __all__ = [
     "FAILING_USER", "OK_USER", "puma", "puma_as_nobody", "puma_cluster", "puma_plain", "shop_dsn",
@@ -54,7 +55,7 @@ def shop_dsn(pg_cluster) -> Iterator[str]:  # type: ignore[no-untyped-def]
 def _serve(directory: Path, dsn: str, **kwargs: object) -> Iterator[ShopServer]:
     missing = shop.available()
     if missing:
-        pytest.skip(f"no Puma with rbtrace on this machine (Debian package {missing})")
+        not_installed("Puma with rbtrace", missing)
     server = ShopServer(directory, dsn, **kwargs)  # type: ignore[arg-type]
     server.start()
     try:

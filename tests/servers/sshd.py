@@ -20,6 +20,7 @@ import pytest
 from ladder.config import SSHConfig
 from ladder.sandbox import sshd as sshd_server
 from ladder.sandbox.sshd import SshServer
+from servers import not_installed
 
 __all__ = ["Sshd", "sshd", "sshd_module"]
 
@@ -94,7 +95,7 @@ class Sshd:
 def _start(directory: Path) -> Iterator[Sshd]:
     missing = sshd_server.available()
     if missing:
-        pytest.skip(f"no sshd on this machine (Debian package {missing})")
+        not_installed("sshd", missing)
     server = SshServer(directory)
     server.start()
     try:
